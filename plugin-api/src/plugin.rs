@@ -1,0 +1,341 @@
+//! The two-phase plugin contract and the module every plugin library exports.
+//!
+//! Phase 1, [`Selector::wants`], runs synchronously on the tracer thread
+//! while the tracee is stopped: it sees only the [`EventHeader`] and must be
+//! cheap. It says whether the plugin wants the event and which tracee memory
+//! to copy with it (copying later would be too late: the tracee moves on).
+//!
+//! Phase 2, [`Handler::on_event`], runs on the plugin's own worker thread,
+//! fed by a bounded channel: slow work (compression, hashing, disk) happens
+//! there without stalling the tracee more than back-pressure requires.
+//!
+//! Plugin authors implement the plain Rust traits [`Selector`] and
+//! [`Handler`] and export a constructor with [`export_plugin!`]. The FFI
+//! layer below them (`Ffi*` types) catches panics on the plugin's side of
+//! the boundary and turns them into errors, so a broken plugin is disabled
+//! and named instead of aborting the recording.
+
+// The sabi_trait macro defines impls inside generated items.
+#![allow(non_local_definitions)]
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use abi_stable::library::RootModule;
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RBox, ROption, RResult, RStr, RString, RVec};
+use abi_stable::{declare_root_module_statics, package_version_strings, sabi_trait, StableAbi};
+use serde::de::DeserializeOwned;
+
+use crate::event::{Event, EventHeader, Mapping, Regs};
+
+/// Bumped whenever anything crossing the boundary changes shape or meaning.
+/// The host refuses plugins whose number differs; abi_stable's layout check
+/// catches what a forgotten bump would miss.
+pub const INTERFACE_VERSION: u32 = 1;
+
+/// Whether the host is recording or replaying.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Record,
+    Replay,
+}
+
+/// Which tracee memory a plugin wants copied with an event.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub enum MemoryRequest {
+    None,
+    /// The buffers the syscall reads from the program (write's buffer,
+    /// writev's iovecs, ...), as the syscall table describes them.
+    SyscallInputs,
+    /// These address ranges (`start`, `len`).
+    Ranges(RVec<Range>),
+    /// Every readable mapping, with its contents.
+    AllReadable,
+}
+
+/// An address range of tracee memory.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    pub start: u64,
+    pub len: u64,
+}
+
+/// A plugin's answer to [`Selector::wants`].
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// Send the event to [`Handler::on_event`].
+    pub deliver: bool,
+    pub memory: MemoryRequest,
+}
+
+impl Request {
+    /// Not interested in this event.
+    pub const SKIP: Request = Request {
+        deliver: false,
+        memory: MemoryRequest::None,
+    };
+    /// The event, without memory.
+    pub const EVENT: Request = Request {
+        deliver: true,
+        memory: MemoryRequest::None,
+    };
+
+    /// The event with a copy of the given memory.
+    pub fn with_memory(memory: MemoryRequest) -> Request {
+        Request {
+            deliver: true,
+            memory,
+        }
+    }
+}
+
+/// One copied region of tracee memory.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// The mapping it lies in, when the request was for whole mappings.
+    pub mapping: ROption<Mapping>,
+    pub addr: u64,
+    pub data: RVec<u8>,
+}
+
+/// Tracee memory and registers copied at the instant of an event, while the
+/// tracee was stopped.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub regs: Regs,
+    pub regions: RVec<Region>,
+}
+
+/// What a plugin is told when it is created.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct PluginContext {
+    /// The name the plugin was configured under.
+    pub name: RString,
+    pub mode: Mode,
+    /// The trace directory; plugins may add their own files to it.
+    pub trace_dir: RString,
+    /// The plugin's free configuration table from the TOML file,
+    /// re-serialized as TOML text. Read it with [`PluginContext::config`].
+    pub config_toml: RString,
+}
+
+impl PluginContext {
+    /// Deserializes the plugin's configuration table.
+    pub fn config<T: DeserializeOwned>(&self) -> Result<T, PluginError> {
+        toml::from_str(self.config_toml.as_str())
+            .map_err(|e| PluginError::new(format!("bad configuration: {}", e.message())))
+    }
+}
+
+/// An error a plugin reports to the host: one line, shown with the plugin's
+/// name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginError(pub String);
+
+impl PluginError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        PluginError(msg.into())
+    }
+}
+
+impl std::fmt::Display for PluginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PluginError {}
+
+impl From<std::io::Error> for PluginError {
+    fn from(e: std::io::Error) -> Self {
+        PluginError(e.to_string())
+    }
+}
+
+/// Phase 1: decides, on the tracer thread, which events to receive.
+pub trait Selector: Send + 'static {
+    fn wants(&mut self, header: &EventHeader) -> Request;
+}
+
+impl<F: FnMut(&EventHeader) -> Request + Send + 'static> Selector for F {
+    fn wants(&mut self, header: &EventHeader) -> Request {
+        self(header)
+    }
+}
+
+/// Phase 2: handles the selected events on the plugin's worker thread.
+pub trait Handler: Send + 'static {
+    fn on_event(&mut self, event: &Event, snapshot: Option<&Snapshot>) -> Result<(), PluginError>;
+
+    /// Called once after the last event. Returns the files the plugin added
+    /// to the trace directory (relative names), for the trace manifest.
+    fn finish(&mut self) -> Result<Vec<String>, PluginError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A created plugin: its selector and its handler.
+pub struct Plugin {
+    selector: Box<dyn Selector>,
+    handler: Box<dyn Handler>,
+}
+
+impl Plugin {
+    /// A plugin that receives every event, without memory.
+    pub fn new(handler: impl Handler) -> Self {
+        Plugin {
+            selector: Box::new(|_: &EventHeader| Request::EVENT),
+            handler: Box::new(handler),
+        }
+    }
+
+    /// Replaces the selector.
+    pub fn with_selector(mut self, selector: impl Selector) -> Self {
+        self.selector = Box::new(selector);
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn into_ffi(self) -> FfiPlugin {
+        FfiPlugin {
+            selector: FfiSelector_TO::from_value(SelectorAdapter(self.selector), TD_Opaque),
+            handler: FfiHandler_TO::from_value(HandlerAdapter(self.handler), TD_Opaque),
+        }
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> RString {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".to_string());
+    RString::from(format!("panicked: {text}"))
+}
+
+/// The selector as the host calls it across the boundary.
+#[sabi_trait]
+pub trait FfiSelector: Send {
+    #[sabi(last_prefix_field)]
+    fn wants(&mut self, header: &EventHeader) -> RResult<Request, RString>;
+}
+
+/// The handler as the host calls it across the boundary.
+#[sabi_trait]
+pub trait FfiHandler: Send {
+    fn on_event(&mut self, event: &Event, snapshot: ROption<&Snapshot>) -> RResult<(), RString>;
+    #[sabi(last_prefix_field)]
+    fn finish(&mut self) -> RResult<RVec<RString>, RString>;
+}
+
+struct SelectorAdapter(Box<dyn Selector>);
+
+impl FfiSelector for SelectorAdapter {
+    fn wants(&mut self, header: &EventHeader) -> RResult<Request, RString> {
+        match catch_unwind(AssertUnwindSafe(|| self.0.wants(header))) {
+            Ok(r) => RResult::ROk(r),
+            Err(p) => RResult::RErr(panic_message(p)),
+        }
+    }
+}
+
+struct HandlerAdapter(Box<dyn Handler>);
+
+impl FfiHandler for HandlerAdapter {
+    fn on_event(&mut self, event: &Event, snapshot: ROption<&Snapshot>) -> RResult<(), RString> {
+        let snapshot = snapshot.into_option();
+        match catch_unwind(AssertUnwindSafe(|| self.0.on_event(event, snapshot))) {
+            Ok(Ok(())) => RResult::ROk(()),
+            Ok(Err(e)) => RResult::RErr(RString::from(e.0)),
+            Err(p) => RResult::RErr(panic_message(p)),
+        }
+    }
+
+    fn finish(&mut self) -> RResult<RVec<RString>, RString> {
+        match catch_unwind(AssertUnwindSafe(|| self.0.finish())) {
+            Ok(Ok(files)) => RResult::ROk(files.into_iter().map(RString::from).collect()),
+            Ok(Err(e)) => RResult::RErr(RString::from(e.0)),
+            Err(p) => RResult::RErr(panic_message(p)),
+        }
+    }
+}
+
+/// A created plugin as it crosses the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct FfiPlugin {
+    pub selector: FfiSelector_TO<'static, RBox<()>>,
+    pub handler: FfiHandler_TO<'static, RBox<()>>,
+}
+
+/// The root module of a plugin library.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
+#[sabi(missing_field(panic))]
+pub struct PluginModule {
+    /// [`INTERFACE_VERSION`] as the plugin was built.
+    pub interface_version: u32,
+    /// The library's own name, for messages.
+    pub name: RStr<'static>,
+    #[sabi(last_prefix_field)]
+    pub create: extern "C" fn(&PluginContext) -> RResult<FfiPlugin, RString>,
+}
+
+impl RootModule for PluginModuleRef {
+    declare_root_module_statics! {PluginModuleRef}
+    const BASE_NAME: &'static str = "rrpipe_plugin";
+    const NAME: &'static str = "rrpipe_plugin";
+    const VERSION_STRINGS: abi_stable::sabi_types::VersionStrings = package_version_strings!();
+}
+
+/// Runs a plugin constructor on the plugin's side of the boundary, with
+/// panics caught. Used by [`export_plugin!`].
+#[doc(hidden)]
+pub fn create_with(
+    ctx: &PluginContext,
+    ctor: fn(&PluginContext) -> Result<Plugin, PluginError>,
+) -> RResult<FfiPlugin, RString> {
+    match catch_unwind(AssertUnwindSafe(|| ctor(ctx))) {
+        Ok(Ok(p)) => RResult::ROk(p.into_ffi()),
+        Ok(Err(e)) => RResult::RErr(RString::from(e.0)),
+        Err(p) => RResult::RErr(panic_message(p)),
+    }
+}
+
+/// Exports a plugin library's root module.
+///
+/// `export_plugin!("name", constructor)` where `constructor` is a
+/// `fn(&PluginContext) -> Result<Plugin, PluginError>`. The plugin crate
+/// must be a `cdylib` and depend on `abi_stable` (its export attribute
+/// names it).
+#[macro_export]
+macro_rules! export_plugin {
+    ($name:expr, $ctor:path) => {
+        #[::abi_stable::export_root_module]
+        pub fn rrpipe_plugin_root_module() -> $crate::plugin::PluginModuleRef {
+            extern "C" fn create(
+                ctx: &$crate::plugin::PluginContext,
+            ) -> ::abi_stable::std_types::RResult<
+                $crate::plugin::FfiPlugin,
+                ::abi_stable::std_types::RString,
+            > {
+                $crate::plugin::create_with(ctx, $ctor)
+            }
+            use ::abi_stable::prefix_type::PrefixTypeTrait;
+            $crate::plugin::PluginModule {
+                interface_version: $crate::plugin::INTERFACE_VERSION,
+                name: ::abi_stable::std_types::RStr::from_str($name),
+                create,
+            }
+            .leak_into_prefix()
+        }
+    };
+}
