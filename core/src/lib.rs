@@ -3,14 +3,43 @@
 //!
 //! One module per concept: `ptrace` is a stopped task, `syscalls` the table
 //! of what each syscall does, `record` and `replay` the two sessions,
-//! `exec` the address space a program starts with, `tracedir` where traces
-//! live, `pipeline` the plugin host, `cli`/`config` the front door.
+//! `exec` the address space a program starts with, `remote` syscalls run on
+//! the tracee's behalf, `tracedir` where traces live, `pipeline` the plugin
+//! host, `cli`/`config` the front door.
 
 pub mod cli;
 pub mod config;
 pub mod dump;
 pub mod error;
+pub mod exec;
 pub mod pipeline;
+pub mod ptrace;
+pub mod rdtsc;
+pub mod record;
+pub mod remote;
+pub mod replay;
+pub mod session;
+pub mod snapshot;
+pub mod spawn;
 pub mod syscalls;
+pub mod tracedir;
 
 pub use error::{Error, Result};
+
+/// Runs a parsed command; returns rrpipe's exit status.
+pub fn run(command: cli::Command) -> Result<i32> {
+    match command {
+        cli::Command::Record(opts) => record::run(&opts),
+        cli::Command::Replay(opts) => replay::run(&opts),
+        cli::Command::Dump { trace } => {
+            let dir = tracedir::resolve(trace.as_deref())?;
+            let stdout = std::io::stdout();
+            dump::run(&dir, &mut stdout.lock())?;
+            Ok(0)
+        }
+        cli::Command::Info(text) => {
+            println!("{text}");
+            Ok(0)
+        }
+    }
+}

@@ -1,1 +1,1033 @@
-//! Placeholder: written by the CLI helper.
+//! The plugin host: loads the configured plugins and feeds them events.
+//!
+//! Exactly one thread talks ptrace, and it must never do slow work. So each
+//! plugin is split in two (see `rrpipe_plugin_api::plugin`):
+//!
+//! 1. its *selector* runs here, on the tracer thread, while the tracee is
+//!    stopped: it looks at the [`EventHeader`] and says whether it wants the
+//!    event and which tracee memory to copy with it. Each distinct memory
+//!    request is copied once per event ([`SnapshotSource`]) and shared
+//!    between the plugins that asked for it.
+//! 2. its *handler* runs on the plugin's own worker thread, fed by a bounded
+//!    channel ([`CHANNEL_CAPACITY`] events): a slow plugin slows the tracee
+//!    down (back-pressure) instead of growing memory without bound.
+//!
+//! A plugin that fails (an error, or a panic, which the plugin-side adapter
+//! turns into an error) is named on stderr once and receives nothing more;
+//! when it was configured `required`, [`Pipeline::dispatch`] and
+//! [`Pipeline::finish`] return [`Error::Plugin`] instead, and the caller
+//! stops cleanly. Nothing a plugin does panics the host.
+//!
+//! Libraries are loaded with `lib_header_from_path(..).init_root_module()`
+//! rather than `RootModule::load_from_file`, which caches one module per
+//! interface type and so could load only one plugin. abi_stable checks the
+//! layout of every type crossing the boundary at load time; its long report
+//! is turned into one line with a hint. Libraries stay loaded for the life
+//! of the process (abi_stable never unloads them).
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+
+use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
+use abi_stable::std_types::{RBox, ROption, RResult};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use rrpipe_plugin_api::plugin::{FfiHandler_TO, FfiPlugin, FfiSelector_TO, PluginModuleRef};
+use rrpipe_plugin_api::trace::ManifestEntry;
+use rrpipe_plugin_api::{
+    Event, EventHeader, MemoryRequest, Mode, PluginContext, Snapshot, INTERFACE_VERSION,
+};
+
+use crate::{Error, Result};
+
+pub use crate::config::PluginSpec;
+
+/// Events queued to one plugin before the tracer waits for it.
+pub const CHANNEL_CAPACITY: usize = 1024;
+
+/// Colon-separated directories searched for plugins before rrpipe's own.
+pub const PLUGIN_PATH_ENV: &str = "RRPIPE_PLUGIN_PATH";
+
+/// Builds the memory a plugin asked for; implemented by the tracer for the
+/// stopped tracee.
+///
+/// For [`MemoryRequest::SyscallInputs`] the regions are the data buffers the
+/// syscall reads, in the order it reads them (for `writev`, each `iov_base`
+/// buffer of `iov_len` bytes, not the iovec array). Plugins such as
+/// output-redirect concatenate them.
+pub trait SnapshotSource {
+    fn snapshot(&self, header: &EventHeader, request: &MemoryRequest) -> std::io::Result<Snapshot>;
+}
+
+/// What travels down a plugin's channel.
+enum Msg {
+    Event(Arc<Event>, Option<Arc<Snapshot>>),
+    /// No more events: call `finish` and return its result.
+    Finish,
+}
+
+/// What a worker thread ends with: the plugin's `finish` result, or `None`
+/// when it stopped early (failure recorded in its `failure` cell, or the
+/// host dropped its channel).
+type WorkerOutcome = Option<std::result::Result<Vec<String>, String>>;
+
+/// One loaded plugin, as the tracer thread sees it.
+struct Slot {
+    name: String,
+    required: bool,
+    selector: FfiSelector_TO<'static, RBox<()>>,
+    /// `None` once the plugin is disabled or finished.
+    tx: Option<Sender<Msg>>,
+    worker: Option<JoinHandle<WorkerOutcome>>,
+    /// Set once, by the worker (or the host), with the failure's text.
+    failure: Arc<OnceLock<String>>,
+    /// The failure was handled (printed, or turned into the fatal error).
+    reported: bool,
+}
+
+impl Slot {
+    fn active(&self) -> bool {
+        self.tx.is_some()
+    }
+}
+
+/// The loaded plugins and their worker threads.
+pub struct Pipeline {
+    slots: Vec<Slot>,
+    /// The first failure of a required plugin: (name, detail).
+    fatal: Option<(String, String)>,
+    shut_down: bool,
+}
+
+impl Pipeline {
+    /// Loads every plugin (in order), creates it with a
+    /// `PluginContext{name, mode, trace_dir, config_toml}`, and starts one
+    /// worker thread per plugin behind a bounded channel
+    /// ([`CHANNEL_CAPACITY`]).
+    ///
+    /// All libraries are loaded and checked before any plugin is created, so
+    /// a missing or incompatible library leaves no half-created trace files.
+    /// Worker threads are pinned to `worker_cpus` when given (the CPUs other
+    /// than the tracer's), so hashing and compression do not compete with
+    /// the tracee; pinning is a hint, silently skipped when it fails.
+    pub fn start(
+        specs: &[PluginSpec],
+        mode: Mode,
+        trace_dir: &Path,
+        worker_cpus: Option<&[usize]>,
+    ) -> Result<Pipeline> {
+        let mut modules = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let path = match &spec.path {
+                Some(p) => p.clone(),
+                None => find_library(&spec.name, &search_dirs())?,
+            };
+            modules.push(load_module(&spec.name, &path)?);
+        }
+        let mut plugins = Vec::with_capacity(specs.len());
+        for (spec, module) in specs.iter().zip(modules) {
+            let ctx = PluginContext {
+                name: spec.name.as_str().into(),
+                mode,
+                trace_dir: trace_dir.to_string_lossy().into_owned().into(),
+                config_toml: spec.config_toml.as_str().into(),
+            };
+            let create = module.create();
+            match create(&ctx) {
+                RResult::ROk(plugin) => plugins.push((spec.name.clone(), spec.required, plugin)),
+                RResult::RErr(e) => {
+                    return Err(Error::Plugin {
+                        name: spec.name.clone(),
+                        detail: one_line(e.as_str()),
+                    })
+                }
+            }
+        }
+        Pipeline::from_plugins(plugins, worker_cpus)
+    }
+
+    /// Starts the workers of already created plugins (also used by tests
+    /// with in-process plugins).
+    fn from_plugins(
+        plugins: Vec<(String, bool, FfiPlugin)>,
+        worker_cpus: Option<&[usize]>,
+    ) -> Result<Pipeline> {
+        let cpus: Option<Arc<[usize]>> = worker_cpus.filter(|c| !c.is_empty()).map(Arc::from);
+        let mut slots = Vec::with_capacity(plugins.len());
+        for (name, required, plugin) in plugins {
+            let FfiPlugin { selector, handler } = plugin;
+            let (tx, rx) = bounded(CHANNEL_CAPACITY);
+            let failure = Arc::new(OnceLock::new());
+            let worker_failure = failure.clone();
+            let cpus = cpus.clone();
+            let worker = std::thread::Builder::new()
+                .name(format!("rrpipe:{name}"))
+                .spawn(move || {
+                    if let Some(cpus) = cpus {
+                        pin_current_thread(&cpus);
+                    }
+                    run_worker(handler, rx, &worker_failure)
+                })
+                .map_err(|e| Error::internal(format!("cannot start plugin {name}"), e))?;
+            slots.push(Slot {
+                name,
+                required,
+                selector,
+                tx: Some(tx),
+                worker: Some(worker),
+                failure,
+                reported: false,
+            });
+        }
+        Ok(Pipeline {
+            slots,
+            fatal: None,
+            shut_down: false,
+        })
+    }
+
+    /// Names of the plugins loaded, in configuration order.
+    pub fn names(&self) -> Vec<String> {
+        self.slots.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Both phases for one event, called on the tracer thread while the
+    /// tracee is stopped: asks each enabled plugin's selector, builds each
+    /// distinct requested snapshot once through `source` (shared between
+    /// plugins), and sends the event to the plugins that want it (a blocking
+    /// send: back-pressure).
+    ///
+    /// Returns `Err(Error::Plugin)` only when a plugin marked `required` has
+    /// failed, now or earlier (workers report asynchronously). Any other
+    /// plugin's failure is printed once to stderr and the plugin is disabled.
+    /// A snapshot that cannot be built counts as a failure of the plugins
+    /// that asked for it.
+    pub fn dispatch(&mut self, event: Event, source: &dyn SnapshotSource) -> Result<()> {
+        self.poll_failures();
+        self.check_fatal()?;
+
+        // Phase 1: who wants it, with which memory.
+        let mut requests: Vec<MemoryRequest> = Vec::new();
+        let mut deliveries: Vec<(usize, Option<usize>)> = Vec::new();
+        for i in 0..self.slots.len() {
+            if !self.slots[i].active() {
+                continue;
+            }
+            match self.slots[i].selector.wants(&event.header) {
+                RResult::ROk(req) if req.deliver => {
+                    let snap = match req.memory {
+                        MemoryRequest::None => None,
+                        memory => Some(match requests.iter().position(|r| *r == memory) {
+                            Some(k) => k,
+                            None => {
+                                requests.push(memory);
+                                requests.len() - 1
+                            }
+                        }),
+                    };
+                    deliveries.push((i, snap));
+                }
+                RResult::ROk(_) => {}
+                RResult::RErr(e) => self.fail(i, e.into()),
+            }
+        }
+        if deliveries.is_empty() {
+            return self.check_fatal();
+        }
+
+        // Each distinct snapshot once.
+        let snapshots: Vec<std::result::Result<Arc<Snapshot>, String>> = requests
+            .iter()
+            .map(|r| {
+                source
+                    .snapshot(&event.header, r)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .collect();
+
+        // Phase 2: hand over to the workers.
+        let time = event.header.time;
+        let event = Arc::new(event);
+        for (i, snap) in deliveries {
+            let snap = match snap {
+                None => None,
+                Some(k) => match &snapshots[k] {
+                    Ok(s) => Some(s.clone()),
+                    Err(e) => {
+                        self.fail(
+                            i,
+                            format!("cannot copy the memory it asked for at event {time}: {e}"),
+                        );
+                        continue;
+                    }
+                },
+            };
+            let Some(tx) = &self.slots[i].tx else {
+                continue;
+            };
+            if tx.send(Msg::Event(event.clone(), snap)).is_err() {
+                // The worker stopped: it recorded why before dropping its end.
+                let detail = self.slots[i]
+                    .failure
+                    .get()
+                    .cloned()
+                    .unwrap_or_else(|| "its worker thread stopped".to_string());
+                self.fail(i, detail);
+            }
+        }
+        self.check_fatal()
+    }
+
+    /// Closes the channels, lets each plugin finish its work and call its
+    /// `finish`, joins the workers, and returns the manifest entries (plugin
+    /// name, files it added to the trace) of the plugins that succeeded.
+    /// Every plugin is finished even when one fails; then a required
+    /// plugin's failure (now or earlier) is the error, while the others'
+    /// failures are printed once and their entries skipped.
+    pub fn finish(mut self) -> Result<Vec<ManifestEntry>> {
+        let entries = self.shutdown();
+        self.check_fatal()?;
+        Ok(entries)
+    }
+
+    fn check_fatal(&self) -> Result<()> {
+        match &self.fatal {
+            Some((name, detail)) => Err(Error::Plugin {
+                name: name.clone(),
+                detail: format!("failed: {detail}"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Handles the failures the workers recorded since the last look.
+    fn poll_failures(&mut self) {
+        for i in 0..self.slots.len() {
+            if self.slots[i].active() {
+                if let Some(detail) = self.slots[i].failure.get().cloned() {
+                    self.fail(i, detail);
+                }
+            }
+        }
+    }
+
+    /// Disables plugin `i` and reports `detail` once: as the fatal error
+    /// when it is required, on stderr otherwise.
+    fn fail(&mut self, i: usize, detail: String) {
+        let slot = &mut self.slots[i];
+        let _ = slot.failure.set(detail);
+        // Dropping the sender lets the worker drain what it has and stop
+        // (without calling finish).
+        slot.tx = None;
+        if slot.reported {
+            return;
+        }
+        slot.reported = true;
+        let detail = slot.failure.get().cloned().unwrap_or_default();
+        if slot.required {
+            if self.fatal.is_none() {
+                self.fatal = Some((slot.name.clone(), detail));
+            }
+        } else {
+            eprintln!("rrpipe: plugin {} failed: {}; disabled", slot.name, detail);
+        }
+    }
+
+    /// Finishes every worker once; failures go through [`Pipeline::fail`].
+    fn shutdown(&mut self) -> Vec<ManifestEntry> {
+        if self.shut_down {
+            return Vec::new();
+        }
+        self.shut_down = true;
+        self.poll_failures();
+        // Ask all to finish first, so that they flush in parallel.
+        for slot in &mut self.slots {
+            if let Some(tx) = slot.tx.take() {
+                // An error means the worker already stopped; the join says why.
+                let _ = tx.send(Msg::Finish);
+            }
+        }
+        let mut entries = Vec::new();
+        for i in 0..self.slots.len() {
+            let Some(worker) = self.slots[i].worker.take() else {
+                continue;
+            };
+            let outcome = match worker.join() {
+                Ok(Some(Ok(files))) => Ok(files),
+                Ok(Some(Err(e))) => Err(e),
+                Ok(None) => Err(self.slots[i]
+                    .failure
+                    .get()
+                    .cloned()
+                    .unwrap_or_else(|| "its worker thread stopped".to_string())),
+                Err(_) => Err("its worker thread panicked".to_string()),
+            };
+            match outcome {
+                Ok(files) if !self.slots[i].reported => entries.push(ManifestEntry {
+                    name: self.slots[i].name.clone(),
+                    files,
+                }),
+                Ok(_) => {}
+                Err(detail) => self.fail(i, detail),
+            }
+        }
+        entries
+    }
+}
+
+impl Drop for Pipeline {
+    /// A pipeline dropped without [`Pipeline::finish`] (an error path) still
+    /// lets its plugins finish, so the trace written so far stays readable.
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The loop of a plugin's worker thread.
+fn run_worker(
+    mut handler: FfiHandler_TO<'static, RBox<()>>,
+    rx: Receiver<Msg>,
+    failure: &OnceLock<String>,
+) -> WorkerOutcome {
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Event(event, snapshot) => {
+                let snapshot: ROption<&Snapshot> = snapshot.as_deref().into();
+                if let RResult::RErr(e) = handler.on_event(&event, snapshot) {
+                    let _ = failure.set(format!("at event {}: {}", event.header.time, e));
+                    return None;
+                }
+            }
+            Msg::Finish => {
+                return Some(match handler.finish() {
+                    RResult::ROk(files) => Ok(files.into_iter().map(|f| f.into()).collect()),
+                    RResult::RErr(e) => Err(format!("at the end: {e}")),
+                })
+            }
+        }
+    }
+    None
+}
+
+fn pin_current_thread(cpus: &[usize]) {
+    use nix::sched::{sched_setaffinity, CpuSet};
+    let mut set = CpuSet::new();
+    let mut any = false;
+    for &cpu in cpus {
+        any |= set.set(cpu).is_ok();
+    }
+    if any {
+        // A hint: a CPU that went offline or a restricted cpuset only costs
+        // speed, never correctness.
+        let _ = sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+    }
+}
+
+/// The file names a plugin called `name` may have, in the order tried:
+/// `librrpipe_<name with - as _>.so`, `lib<name>.so`, `<name>.so`.
+pub fn library_file_names(name: &str) -> [String; 3] {
+    [
+        format!("librrpipe_{}.so", name.replace('-', "_")),
+        format!("lib{name}.so"),
+        format!("{name}.so"),
+    ]
+}
+
+/// The directories searched for plugins, in order: each directory of
+/// `RRPIPE_PLUGIN_PATH`, the directory of the running executable, and
+/// `<that directory>/../lib/rrpipe`.
+pub fn search_dirs() -> Vec<PathBuf> {
+    let env = std::env::var_os(PLUGIN_PATH_ENV);
+    let exe = std::env::current_exe().ok();
+    search_dirs_from(env.as_deref(), exe.as_deref())
+}
+
+fn search_dirs_from(env: Option<&OsStr>, exe: Option<&Path>) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut add = |d: PathBuf| {
+        if !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    };
+    if let Some(env) = env {
+        for d in std::env::split_paths(env) {
+            if !d.as_os_str().is_empty() {
+                add(d);
+            }
+        }
+    }
+    if let Some(exe_dir) = exe.and_then(Path::parent) {
+        add(exe_dir.to_path_buf());
+        if let Some(prefix) = exe_dir.parent() {
+            add(prefix.join("lib").join("rrpipe"));
+        }
+    }
+    dirs
+}
+
+/// Finds the library of plugin `name` in `dirs` (each directory tried with
+/// every [`library_file_names`] before the next directory).
+pub fn find_library(name: &str, dirs: &[PathBuf]) -> Result<PathBuf> {
+    let names = library_file_names(name);
+    for dir in dirs {
+        for file in &names {
+            let candidate = dir.join(file);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    Err(Error::Plugin {
+        name: name.to_string(),
+        detail: format!(
+            "no library {} in {PLUGIN_PATH_ENV} or next to rrpipe ({})",
+            names[0],
+            searched.join(", ")
+        ),
+    })
+}
+
+/// Loads a plugin library and checks that it speaks this interface.
+fn load_module(name: &str, path: &Path) -> Result<PluginModuleRef> {
+    let err = |detail: String| Error::Plugin {
+        name: name.to_string(),
+        detail,
+    };
+    let module = lib_header_from_path(path)
+        .and_then(|header| header.init_root_module::<PluginModuleRef>())
+        .map_err(|e| err(describe_library_error(path, &e)))?;
+    let found = module.interface_version();
+    if found != INTERFACE_VERSION {
+        return Err(err(format!(
+            "{} was built against another plugin interface (interface {found}); {}",
+            path.display(),
+            rebuild_hint()
+        )));
+    }
+    Ok(module)
+}
+
+fn rebuild_hint() -> String {
+    format!(
+        "rebuild it against rrpipe-plugin-api {} (interface {INTERFACE_VERSION})",
+        <PluginModuleRef as RootModule>::VERSION_STRINGS
+    )
+}
+
+/// abi_stable's (multi-line, sometimes very long) load error as one line.
+fn describe_library_error(path: &Path, e: &LibraryError) -> String {
+    let shown = path.display().to_string();
+    match e {
+        LibraryError::OpenError { err, .. } => {
+            let reason = err.to_string();
+            let reason = reason
+                .strip_prefix(&format!("{shown}: "))
+                .unwrap_or(&reason)
+                .to_string();
+            format!("cannot load {shown}: {}", one_line(&reason))
+        }
+        LibraryError::GetSymbolError { .. } => format!(
+            "{shown} is not an rrpipe plugin (it exports no plugin root module; \
+             plugins export one with rrpipe_plugin_api::export_plugin!)"
+        ),
+        LibraryError::RootModule { err, .. } => format!(
+            "{shown}: its root module failed to initialize: {}",
+            one_line(&err.to_string())
+        ),
+        LibraryError::Many(list) if !list.is_empty() => describe_library_error(path, &list[0]),
+        // AbiInstability, IncompatibleVersionNumber, ParseVersionError,
+        // InvalidAbiHeader, InvalidCAbi: another interface.
+        _ => format!(
+            "{shown} was built against another plugin interface; {}",
+            rebuild_hint()
+        ),
+    }
+}
+
+/// Collapses whitespace (newlines, tabs, runs of spaces) into single spaces.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rrpipe_plugin_api::{
+        EventData, EventKind, ExitInfo, Handler, Plugin, PluginError, Range, Region, Regs, Request,
+    };
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    fn tempdir() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    #[test]
+    fn file_names_follow_the_convention() {
+        assert_eq!(
+            library_file_names("output-redirect"),
+            [
+                "librrpipe_output_redirect.so".to_string(),
+                "liboutput-redirect.so".to_string(),
+                "output-redirect.so".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn search_dirs_env_first_then_next_to_the_executable() {
+        let dirs = search_dirs_from(
+            Some(OsStr::new("/a::/b:/a")),
+            Some(Path::new("/opt/x/bin/rrpipe")),
+        );
+        assert_eq!(
+            dirs,
+            [
+                PathBuf::from("/a"),
+                PathBuf::from("/b"),
+                PathBuf::from("/opt/x/bin"),
+                PathBuf::from("/opt/x/lib/rrpipe"),
+            ]
+        );
+        assert_eq!(
+            search_dirs_from(None, Some(Path::new("/usr/bin/rrpipe"))),
+            [PathBuf::from("/usr/bin"), PathBuf::from("/usr/lib/rrpipe")]
+        );
+        assert!(search_dirs_from(None, None).is_empty());
+    }
+
+    #[test]
+    fn find_library_prefers_earlier_dirs_then_the_rrpipe_name() {
+        let a = tempdir();
+        let b = tempdir();
+        std::fs::write(b.path().join("librrpipe_my_plugin.so"), b"").unwrap();
+        std::fs::write(b.path().join("libmy-plugin.so"), b"").unwrap();
+        std::fs::write(a.path().join("my-plugin.so"), b"").unwrap();
+        // A directory by the right name is not a library.
+        std::fs::create_dir(a.path().join("libmy-plugin.so")).unwrap();
+        let dirs = [a.path().to_path_buf(), b.path().to_path_buf()];
+        assert_eq!(
+            find_library("my-plugin", &dirs).unwrap(),
+            a.path().join("my-plugin.so")
+        );
+        assert_eq!(
+            find_library("my-plugin", &dirs[1..]).unwrap(),
+            b.path().join("librrpipe_my_plugin.so")
+        );
+    }
+
+    #[test]
+    fn a_missing_plugin_names_the_file_and_the_directories() {
+        let a = tempdir();
+        let dirs = [a.path().to_path_buf(), PathBuf::from("/nonexistent/lib")];
+        let err = find_library("no-such-thing", &dirs).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit_code::PLUGIN);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "plugin no-such-thing: no library librrpipe_no_such_thing.so in \
+                 RRPIPE_PLUGIN_PATH or next to rrpipe ({}, /nonexistent/lib)",
+                a.path().display()
+            )
+        );
+    }
+
+    fn start_one(path: &Path) -> Error {
+        let spec = PluginSpec {
+            name: "bad".into(),
+            path: Some(path.to_path_buf()),
+            required: false,
+            config_toml: String::new(),
+        };
+        let dir = tempdir();
+        match Pipeline::start(&[spec], Mode::Record, dir.path(), None) {
+            Ok(_) => panic!("{} loaded as a plugin", path.display()),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn garbage_and_missing_files_are_one_line_errors() {
+        let dir = tempdir();
+        let garbage = dir.path().join("librrpipe_bad.so");
+        std::fs::write(&garbage, b"this is not an ELF file at all, not even close").unwrap();
+        let msg = start_one(&garbage).to_string();
+        assert!(
+            msg.starts_with(&format!("plugin bad: cannot load {}: ", garbage.display())),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "{msg}");
+
+        let missing = dir.path().join("nothing-here.so");
+        let msg = start_one(&missing).to_string();
+        assert!(msg.contains("cannot load"), "{msg}");
+        assert!(msg.contains("No such file"), "{msg}");
+    }
+
+    #[test]
+    fn a_library_that_is_not_a_plugin_is_named_as_such() {
+        let libm = [
+            "/lib/x86_64-linux-gnu/libm.so.6",
+            "/usr/lib/x86_64-linux-gnu/libm.so.6",
+        ]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("libm.so.6");
+        let err = start_one(libm);
+        assert_eq!(err.exit_code(), crate::error::exit_code::PLUGIN);
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "plugin bad: {} is not an rrpipe plugin",
+                libm.display()
+            )),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn layout_errors_become_a_rebuild_hint() {
+        let e = LibraryError::IncompatibleVersionNumber {
+            library_name: "rrpipe_plugin",
+            expected_version: abi_stable::sabi_types::VersionNumber {
+                major: 0,
+                minor: 1,
+                patch: 0,
+            },
+            actual_version: abi_stable::sabi_types::VersionNumber {
+                major: 0,
+                minor: 2,
+                patch: 0,
+            },
+        };
+        assert_eq!(
+            describe_library_error(Path::new("/p/libx.so"), &e),
+            format!(
+                "/p/libx.so was built against another plugin interface; rebuild it against \
+                 rrpipe-plugin-api {} (interface {INTERFACE_VERSION})",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
+
+    // In-process plugins: the same FFI objects a library would hand over.
+
+    fn header(time: u64, kind: EventKind) -> EventHeader {
+        EventHeader {
+            time,
+            tid: 1,
+            kind,
+            syscall: -1,
+            args: [0; 6],
+            result: 0,
+            signal: 0,
+        }
+    }
+
+    fn event(time: u64) -> Event {
+        Event {
+            header: header(time, EventKind::Exit),
+            data: EventData::Exit(ExitInfo { code: 0, signal: 0 }),
+        }
+    }
+
+    /// Counts snapshots and answers with one region holding the request's
+    /// first range start (or 0).
+    #[derive(Default)]
+    struct FakeSource {
+        calls: AtomicUsize,
+        fail: bool,
+    }
+
+    impl SnapshotSource for FakeSource {
+        fn snapshot(&self, h: &EventHeader, r: &MemoryRequest) -> std::io::Result<Snapshot> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.fail {
+                return Err(std::io::Error::from_raw_os_error(libc::EFAULT));
+            }
+            let addr = match r {
+                MemoryRequest::Ranges(v) => v[0].start,
+                _ => 0,
+            };
+            Ok(Snapshot {
+                regs: Regs::default(),
+                regions: vec![Region {
+                    mapping: ROption::RNone,
+                    addr,
+                    data: h.time.to_le_bytes().to_vec().into(),
+                }]
+                .into(),
+            })
+        }
+    }
+
+    type Log = Arc<Mutex<Vec<(u64, Option<u64>)>>>;
+
+    struct Recorder {
+        log: Log,
+        fail_at: Option<u64>,
+        panic_at: Option<u64>,
+        files: Vec<String>,
+    }
+
+    impl Handler for Recorder {
+        fn on_event(&mut self, e: &Event, s: Option<&Snapshot>) -> Result<(), PluginError> {
+            let t = e.header.time;
+            if self.fail_at == Some(t) {
+                return Err(PluginError::new("disk full"));
+            }
+            if self.panic_at == Some(t) {
+                panic!("boom at {t}");
+            }
+            self.log
+                .lock()
+                .unwrap()
+                .push((t, s.map(|s| s.regions[0].addr)));
+            Ok(())
+        }
+        fn finish(&mut self) -> Result<Vec<String>, PluginError> {
+            Ok(self.files.clone())
+        }
+    }
+
+    fn recorder(log: &Log) -> Recorder {
+        Recorder {
+            log: log.clone(),
+            fail_at: None,
+            panic_at: None,
+            files: vec![],
+        }
+    }
+
+    fn ranges(start: u64) -> MemoryRequest {
+        MemoryRequest::Ranges(vec![Range { start, len: 8 }].into())
+    }
+
+    #[test]
+    fn snapshots_are_built_once_and_shared() {
+        let (a, b, c) = (Log::default(), Log::default(), Log::default());
+        let plugins = vec![
+            (
+                "a".to_string(),
+                false,
+                Plugin::new(recorder(&a))
+                    .with_selector(|_: &EventHeader| Request::with_memory(ranges(0x1000)))
+                    .into_ffi(),
+            ),
+            (
+                "b".to_string(),
+                false,
+                Plugin::new(Recorder {
+                    files: vec!["b.dat".into()],
+                    ..recorder(&b)
+                })
+                .with_selector(|h: &EventHeader| {
+                    if matches!(h.time, 2 | 4) {
+                        Request::with_memory(ranges(0x1000))
+                    } else {
+                        Request::with_memory(ranges(0x2000))
+                    }
+                })
+                .into_ffi(),
+            ),
+            (
+                "c".to_string(),
+                false,
+                Plugin::new(recorder(&c))
+                    .with_selector(|h: &EventHeader| {
+                        if h.time == 2 {
+                            Request::SKIP
+                        } else {
+                            Request::EVENT
+                        }
+                    })
+                    .into_ffi(),
+            ),
+        ];
+        let mut p = Pipeline::from_plugins(plugins, Some(&[0])).unwrap();
+        assert_eq!(p.names(), ["a", "b", "c"]);
+        let source = FakeSource::default();
+        for t in 1..=4 {
+            p.dispatch(event(t), &source).unwrap();
+        }
+        // Times 2 and 4: one shared snapshot; 1 and 3: two distinct ones.
+        assert_eq!(source.calls.load(Ordering::SeqCst), 6);
+        let entries = p.finish().unwrap();
+        assert_eq!(
+            entries,
+            [
+                ManifestEntry {
+                    name: "a".into(),
+                    files: vec![]
+                },
+                ManifestEntry {
+                    name: "b".into(),
+                    files: vec!["b.dat".into()]
+                },
+                ManifestEntry {
+                    name: "c".into(),
+                    files: vec![]
+                },
+            ]
+        );
+        let a = a.lock().unwrap().clone();
+        assert_eq!(a, (1..=4).map(|t| (t, Some(0x1000))).collect::<Vec<_>>());
+        let b = b.lock().unwrap().clone();
+        assert_eq!(
+            b,
+            [
+                (1, Some(0x2000)),
+                (2, Some(0x1000)),
+                (3, Some(0x2000)),
+                (4, Some(0x1000))
+            ]
+        );
+        assert_eq!(*c.lock().unwrap(), [(1, None), (3, None), (4, None)]);
+    }
+
+    #[test]
+    fn a_failing_plugin_is_disabled_and_the_others_go_on() {
+        let (ok, bad, panicky, picky) = (
+            Log::default(),
+            Log::default(),
+            Log::default(),
+            Log::default(),
+        );
+        let plugins = vec![
+            (
+                "ok".to_string(),
+                false,
+                Plugin::new(recorder(&ok)).into_ffi(),
+            ),
+            (
+                "bad".to_string(),
+                false,
+                Plugin::new(Recorder {
+                    fail_at: Some(2),
+                    ..recorder(&bad)
+                })
+                .into_ffi(),
+            ),
+            (
+                "panicky".to_string(),
+                false,
+                Plugin::new(Recorder {
+                    panic_at: Some(3),
+                    ..recorder(&panicky)
+                })
+                .into_ffi(),
+            ),
+            (
+                "picky".to_string(),
+                false,
+                Plugin::new(recorder(&picky))
+                    .with_selector(|h: &EventHeader| {
+                        assert!(h.time < 2, "selector gave up");
+                        Request::EVENT
+                    })
+                    .into_ffi(),
+            ),
+        ];
+        let mut p = Pipeline::from_plugins(plugins, None).unwrap();
+        let source = FakeSource::default();
+        for t in 1..=2000 {
+            p.dispatch(event(t), &source).unwrap();
+        }
+        let entries = p.finish().unwrap();
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["ok"]);
+        assert_eq!(ok.lock().unwrap().len(), 2000);
+        assert_eq!(*bad.lock().unwrap(), [(1, None)]);
+        assert_eq!(*panicky.lock().unwrap(), [(1, None), (2, None)]);
+        assert_eq!(*picky.lock().unwrap(), [(1, None)]);
+    }
+
+    #[test]
+    fn a_required_plugin_failure_stops_dispatch_and_finish() {
+        let (ok, req) = (Log::default(), Log::default());
+        let plugins = vec![
+            (
+                "ok".to_string(),
+                false,
+                Plugin::new(recorder(&ok)).into_ffi(),
+            ),
+            (
+                "writer".to_string(),
+                true,
+                Plugin::new(Recorder {
+                    fail_at: Some(5),
+                    ..recorder(&req)
+                })
+                .into_ffi(),
+            ),
+        ];
+        let mut p = Pipeline::from_plugins(plugins, None).unwrap();
+        let source = FakeSource::default();
+        let mut failed_at = None;
+        for t in 1..=5000 {
+            if let Err(e) = p.dispatch(event(t), &source) {
+                failed_at = Some((t, e.to_string()));
+                break;
+            }
+        }
+        let (t, msg) = failed_at.expect("the required plugin's failure is reported");
+        assert!(t > 5);
+        assert_eq!(msg, "plugin writer: failed: at event 5: disk full");
+        // Still an error later, and at the end; the other plugin finished.
+        assert!(p.dispatch(event(t + 1), &source).is_err());
+        let err = p.finish().unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit_code::PLUGIN);
+        // The other plugin got every event before the one that reported it
+        // (and that one too when the failure showed up while sending).
+        let got = ok.lock().unwrap().len() as u64;
+        assert!(got == t - 1 || got == t, "{got} events for t={t}");
+    }
+
+    #[test]
+    fn a_failed_snapshot_disables_the_plugins_that_asked() {
+        let (mem, plain) = (Log::default(), Log::default());
+        let plugins = vec![
+            (
+                "mem".to_string(),
+                true,
+                Plugin::new(recorder(&mem))
+                    .with_selector(|_: &EventHeader| {
+                        Request::with_memory(MemoryRequest::AllReadable)
+                    })
+                    .into_ffi(),
+            ),
+            (
+                "plain".to_string(),
+                false,
+                Plugin::new(recorder(&plain)).into_ffi(),
+            ),
+        ];
+        let mut p = Pipeline::from_plugins(plugins, None).unwrap();
+        let source = FakeSource {
+            fail: true,
+            ..Default::default()
+        };
+        let err = p.dispatch(event(1), &source).unwrap_err().to_string();
+        assert!(
+            err.starts_with("plugin mem: failed: cannot copy the memory it asked for at event 1: "),
+            "{err}"
+        );
+        assert!(p.finish().is_err());
+        assert_eq!(*plain.lock().unwrap(), [(1, None)]);
+        assert!(mem.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn no_plugins_is_fine() {
+        let dir = tempdir();
+        let mut p = Pipeline::start(&[], Mode::Replay, dir.path(), Some(&[])).unwrap();
+        assert!(p.names().is_empty());
+        p.dispatch(event(1), &FakeSource::default()).unwrap();
+        assert!(p.finish().unwrap().is_empty());
+    }
+}

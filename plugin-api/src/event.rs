@@ -177,6 +177,8 @@ pub struct ExecInfo {
     /// The path the program was executed by (length matters: the kernel
     /// copies it onto the new stack).
     pub filename: RString,
+    /// The executable the kernel resolved `filename` to (`/proc/PID/exe`).
+    pub exe: RString,
     pub argv: RVec<RString>,
     /// The address space the kernel built.
     pub maps: RVec<Mapping>,

@@ -321,7 +321,9 @@ macro_rules! export_plugin {
     ($name:expr, $ctor:path) => {
         #[::abi_stable::export_root_module]
         pub fn rrpipe_plugin_root_module() -> $crate::plugin::PluginModuleRef {
-            extern "C" fn create(
+            // Not called `create`: an item of that name in this block would
+            // shadow a constructor called `create` passed as `$ctor`.
+            extern "C" fn __rrpipe_plugin_create(
                 ctx: &$crate::plugin::PluginContext,
             ) -> ::abi_stable::std_types::RResult<
                 $crate::plugin::FfiPlugin,
@@ -333,7 +335,7 @@ macro_rules! export_plugin {
             $crate::plugin::PluginModule {
                 interface_version: $crate::plugin::INTERFACE_VERSION,
                 name: ::abi_stable::std_types::RStr::from_str($name),
-                create,
+                create: __rrpipe_plugin_create,
             }
             .leak_into_prefix()
         }

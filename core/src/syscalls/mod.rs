@@ -66,6 +66,10 @@ pub trait MemRead {
     fn read_bytes(&self, addr: u64, len: usize) -> std::io::Result<Vec<u8>>;
 }
 
+/// A computed access: (arguments, result, tracee memory) to (addr, len)
+/// ranges, or an `Err` naming what is unsupported. See [`Access::Custom`].
+pub type AccessFn = fn(&[u64; 6], i64, &dyn MemRead) -> Result<Vec<(u64, u64)>, String>;
+
 /// A syscall's memory accesses beyond plain buffers.
 #[derive(Clone, Copy)]
 pub enum Access {
@@ -76,7 +80,7 @@ pub enum Access {
     /// Computed: called with the arguments, the result (for writes; 0 when
     /// computing inputs at entry) and tracee memory; returns (addr, len)
     /// ranges. An `Err` names what is unsupported (an ioctl request...).
-    Custom(fn(&[u64; 6], i64, &dyn MemRead) -> Result<Vec<(u64, u64)>, String>),
+    Custom(AccessFn),
 }
 
 /// What replay does with a syscall.
@@ -176,9 +180,9 @@ pub fn ranges(
                         if args[n] == 0 {
                             0
                         } else {
-                            let raw = mem
-                                .read_bytes(args[n], 4)
-                                .map_err(|e| format!("cannot read length at {:#x}: {e}", args[n]))?;
+                            let raw = mem.read_bytes(args[n], 4).map_err(|e| {
+                                format!("cannot read length at {:#x}: {e}", args[n])
+                            })?;
                             u32::from_le_bytes(raw[..4].try_into().unwrap()) as u64
                         }
                     }

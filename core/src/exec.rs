@@ -1,0 +1,251 @@
+//! The address space a program starts with, made identical in record and
+//! replay.
+//!
+//! After every exec, both sessions (1) patch the vDSO so that its time and
+//! CPU functions make real, traced syscalls, and (2) map the rrpipe page at
+//! a fixed address: a `syscall` instruction for remote syscalls and scratch
+//! space. Record then captures the layout, the contents of every writable
+//! mapping (the stack with argv, environment, auxv and the 16 AT_RANDOM
+//! bytes; the zero-padded data pages) and saves the mapped files; replay
+//! maps the saved files over the kernel's mappings, checks the layout and
+//! writes the recorded contents back.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use object::{Object, ObjectSymbol};
+use rrpipe_plugin_api::{ExecInfo, MemBlock, SavedFile};
+
+use crate::error::{Error, Result};
+use crate::ptrace::Task;
+use crate::remote;
+use crate::tracedir::FileSaver;
+
+/// Where the rrpipe page lives in every tracee (rr uses the same spot).
+pub const RRPIPE_PAGE: u64 = 0x7000_0000;
+/// A `syscall` instruction inside the rrpipe page.
+pub const PAGE_SYSCALL: u64 = RRPIPE_PAGE;
+/// Scratch bytes inside the rrpipe page (paths for remote syscalls).
+pub const PAGE_SCRATCH: u64 = RRPIPE_PAGE + 0x800;
+const PAGE_SIZE: u64 = 4096;
+
+/// vDSO entry points replaced by a real syscall: `mov eax, NR; syscall; ret`.
+const VDSO_SYSCALLS: &[(&str, i64)] = &[
+    ("__vdso_clock_gettime", libc::SYS_clock_gettime),
+    ("__vdso_gettimeofday", libc::SYS_gettimeofday),
+    ("__vdso_time", libc::SYS_time),
+    ("__vdso_getcpu", libc::SYS_getcpu),
+    ("__vdso_clock_getres", libc::SYS_clock_getres),
+];
+/// vDSO entry points that must report "unavailable" so libc falls back to
+/// the syscall (the vDSO getrandom keeps its own state in user memory).
+const VDSO_UNAVAILABLE: &[&str] = &["__vdso_getrandom"];
+
+fn syscall_stub(nr: i64) -> Vec<u8> {
+    let mut code = vec![0xb8];
+    code.extend_from_slice(&(nr as u32).to_le_bytes());
+    code.extend_from_slice(&[0x0f, 0x05, 0xc3]);
+    code
+}
+
+/// `mov rax, -ENOSYS; ret`
+const ENOSYS_STUB: [u8; 8] = [0x48, 0xc7, 0xc0, 0xda, 0xff, 0xff, 0xff, 0xc3];
+
+/// Patches the vDSO and maps the rrpipe page. Returns nothing: afterwards
+/// [`PAGE_SYSCALL`] is usable for remote syscalls.
+pub fn prepare(task: &Task) -> Result<()> {
+    let maps = task
+        .mappings()
+        .map_err(|e| Error::internal("read tracee maps", e))?;
+    let vdso = maps
+        .iter()
+        .find(|m| m.name.as_str() == "[vdso]")
+        .ok_or_else(|| {
+            Error::Internal("tracee has no vDSO; cannot make time deterministic".into())
+        })?;
+    let image = task
+        .read_mem(vdso.start, (vdso.end - vdso.start) as usize)
+        .map_err(|e| Error::internal("read vDSO", e))?;
+    let elf = object::File::parse(&image[..]).map_err(|e| Error::internal("parse vDSO", e))?;
+    let mut patches: HashMap<u64, Vec<u8>> = HashMap::new();
+    for sym in elf.dynamic_symbols() {
+        let Ok(name) = sym.name() else { continue };
+        let at = vdso.start + sym.address();
+        if let Some(&(_, nr)) = VDSO_SYSCALLS.iter().find(|(n, _)| *n == name) {
+            patches.insert(at, syscall_stub(nr));
+        } else if VDSO_UNAVAILABLE.contains(&name) {
+            patches.insert(at, ENOSYS_STUB.to_vec());
+        }
+    }
+    let mut stub_syscall = None;
+    for (at, code) in &patches {
+        task.write_mem(*at, code)
+            .map_err(|e| Error::internal("patch vDSO", e))?;
+        if code.len() == 8 && code[0] == 0xb8 {
+            stub_syscall = Some(at + 5);
+        }
+    }
+    let insn =
+        stub_syscall.ok_or_else(|| Error::Internal("vDSO has no clock_gettime to patch".into()))?;
+    let prot = (libc::PROT_READ | libc::PROT_EXEC) as u64;
+    let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
+    let r = remote::syscall_from_user(
+        task,
+        insn,
+        libc::SYS_mmap,
+        &[RRPIPE_PAGE, PAGE_SIZE, prot, flags, u64::MAX, 0],
+    )?;
+    if r as u64 != RRPIPE_PAGE {
+        return Err(Error::Internal(format!(
+            "cannot map the rrpipe page at {RRPIPE_PAGE:#x} (result {r})"
+        )));
+    }
+    // syscall; int3
+    task.write_mem(PAGE_SYSCALL, &[0x0f, 0x05, 0xcc])
+        .map_err(|e| Error::internal("write rrpipe page", e))?;
+    Ok(())
+}
+
+fn is_file(name: &str) -> bool {
+    name.starts_with('/')
+}
+
+/// Record: the state after exec (call after [`prepare`]).
+pub fn capture(
+    task: &Task,
+    filename: &str,
+    argv: &[String],
+    saver: &mut FileSaver,
+) -> Result<ExecInfo> {
+    let maps = task
+        .mappings()
+        .map_err(|e| Error::internal("read tracee maps", e))?;
+    let exe = std::fs::read_link(format!("/proc/{}/exe", task.tid))
+        .map_err(|e| Error::internal("read /proc/PID/exe", e))?
+        .to_string_lossy()
+        .into_owned();
+    let mut memory = Vec::new();
+    let mut files: Vec<SavedFile> = Vec::new();
+    for m in &maps {
+        let name = m.name.as_str();
+        if m.prot & libc::PROT_WRITE as u32 != 0 {
+            let data = task
+                .read_mem(m.start, (m.end - m.start) as usize)
+                .map_err(|e| Error::internal(format!("read {name} at {:#x}", m.start), e))?;
+            memory.push(MemBlock {
+                addr: m.start,
+                data: data.into(),
+            });
+        }
+        if is_file(name) && !files.iter().any(|f| f.original.as_str() == name) {
+            let through = format!("/proc/{}/map_files/{:x}-{:x}", task.tid, m.start, m.end);
+            let open_path = if Path::new(&through).exists() {
+                through
+            } else {
+                name.to_string()
+            };
+            if let Some(saved) = saver.save(name, Path::new(&open_path), false)? {
+                files.push(saved);
+            }
+        }
+    }
+    Ok(ExecInfo {
+        filename: filename.into(),
+        exe: exe.into(),
+        argv: argv.iter().map(|a| a.as_str().into()).collect(),
+        maps: maps.into(),
+        memory: memory.into(),
+        files: files.into(),
+    })
+}
+
+/// The saved copy of `original` in the trace.
+pub fn saved_copy<'a>(info: &'a ExecInfo, original: &str) -> Option<&'a SavedFile> {
+    info.files.iter().find(|f| f.original.as_str() == original)
+}
+
+/// Replay: makes the fresh process identical to the recorded one (call
+/// after [`prepare`]). Returns a description of the first difference in
+/// layout, if any.
+pub fn restore(task: &Task, info: &ExecInfo, trace_dir: &Path) -> Result<Result<(), String>> {
+    let now = task
+        .mappings()
+        .map_err(|e| Error::internal("read tracee maps", e))?;
+    let layout = |m: &rrpipe_plugin_api::Mapping| (m.start, m.end, m.prot);
+    let recorded: Vec<_> = info.maps.iter().map(layout).collect();
+    let current: Vec<_> = now.iter().map(layout).collect();
+    if recorded != current {
+        let first = recorded
+            .iter()
+            .zip(&current)
+            .position(|(a, b)| a != b)
+            .unwrap_or(recorded.len().min(current.len()));
+        let show = |v: &[(u64, u64, u32)], i: usize| {
+            v.get(i)
+                .map(|(s, e, p)| format!("{s:#x}-{e:#x} prot {p}"))
+                .unwrap_or_else(|| "nothing".into())
+        };
+        return Ok(Err(format!(
+            "address space after exec differs at mapping {first}: recorded {}, replay has {}",
+            show(&recorded, first),
+            show(&current, first)
+        )));
+    }
+    // Map the saved copies over whatever the kernel found on disk today.
+    let mut by_file: HashMap<&str, Vec<&rrpipe_plugin_api::Mapping>> = HashMap::new();
+    for m in info.maps.iter().filter(|m| is_file(m.name.as_str())) {
+        by_file.entry(m.name.as_str()).or_default().push(m);
+    }
+    for (name, maps) in by_file {
+        let saved = saved_copy(info, name).ok_or_else(|| {
+            Error::BadTrace(format!("trace lacks the saved copy of mapped file {name}"))
+        })?;
+        let path = trace_dir.join(saved.in_trace.as_str());
+        remote::write_cstring(task, PAGE_SCRATCH, &path.to_string_lossy())?;
+        let fd = remote::syscall_from_user(
+            task,
+            PAGE_SYSCALL,
+            libc::SYS_openat,
+            &[
+                libc::AT_FDCWD as u64,
+                PAGE_SCRATCH,
+                (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+            ],
+        )?;
+        if fd < 0 {
+            return Err(Error::BadTrace(format!(
+                "cannot open saved file {} in the tracee (errno {})",
+                path.display(),
+                -fd
+            )));
+        }
+        for m in maps {
+            let flags = (libc::MAP_PRIVATE | libc::MAP_FIXED) as u64;
+            let r = remote::syscall_from_user(
+                task,
+                PAGE_SYSCALL,
+                libc::SYS_mmap,
+                &[
+                    m.start,
+                    m.end - m.start,
+                    m.prot as u64,
+                    flags,
+                    fd as u64,
+                    m.offset,
+                ],
+            )?;
+            if r as u64 != m.start {
+                return Err(Error::Internal(format!(
+                    "remapping {name} at {:#x} failed (result {r})",
+                    m.start
+                )));
+            }
+        }
+        remote::syscall_from_user(task, PAGE_SYSCALL, libc::SYS_close, &[fd as u64])?;
+    }
+    for block in info.memory.iter() {
+        task.write_mem(block.addr, &block.data)
+            .map_err(|e| Error::internal(format!("restore memory at {:#x}", block.addr), e))?;
+    }
+    Ok(Ok(()))
+}

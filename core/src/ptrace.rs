@@ -1,0 +1,287 @@
+//! A traced task: registers, memory, resumption and stops. Everything that
+//! speaks ptrace goes through here, on the one tracer thread the kernel
+//! binds the tracee to.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use rrpipe_plugin_api::{Mapping, Regs};
+
+use crate::error::{Error, Result};
+
+/// How to let a stopped task run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// Until a signal or ptrace event.
+    Cont,
+    /// Until the next syscall entry or exit.
+    Syscall,
+    /// Until the next syscall entry, which is then skipped.
+    Sysemu,
+}
+
+/// What a wait reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    SyscallEntry,
+    SyscallExit,
+    /// A signal about to be delivered (signal-delivery-stop).
+    Signal(i32),
+    /// A ptrace event stop (`PTRACE_EVENT_*`).
+    Event(i32),
+    /// The task exited with this code.
+    Exited(i32),
+    /// The task was killed by this signal.
+    Killed(i32),
+}
+
+/// One traced thread.
+pub struct Task {
+    pub tid: Pid,
+    /// `/proc/TID/mem`, reopened after each exec (the old one names the old
+    /// address space). Reads and writes through it ignore page protections,
+    /// which lets the tracer patch code.
+    mem: File,
+}
+
+fn proc_mem(tid: Pid) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/{tid}/mem"))
+}
+
+impl Task {
+    pub fn new(tid: Pid) -> Result<Task> {
+        let mem = proc_mem(tid).map_err(|e| Error::internal(format!("open /proc/{tid}/mem"), e))?;
+        Ok(Task { tid, mem })
+    }
+
+    /// Re-opens the memory file after an exec replaced the address space.
+    pub fn reopen_mem(&mut self) -> Result<()> {
+        self.mem = proc_mem(self.tid)
+            .map_err(|e| Error::internal(format!("open /proc/{}/mem", self.tid), e))?;
+        Ok(())
+    }
+
+    fn fail(&self, what: &str, e: impl std::fmt::Display) -> Error {
+        Error::internal(format!("{what} of task {}", self.tid), e)
+    }
+
+    pub fn regs(&self) -> Result<Regs> {
+        let r = nix::sys::ptrace::getregs(self.tid).map_err(|e| self.fail("PTRACE_GETREGS", e))?;
+        // Same field order and types (see Regs).
+        Ok(unsafe { std::mem::transmute::<libc::user_regs_struct, Regs>(r) })
+    }
+
+    pub fn set_regs(&self, regs: &Regs) -> Result<()> {
+        let r = unsafe { std::mem::transmute::<Regs, libc::user_regs_struct>(*regs) };
+        nix::sys::ptrace::setregs(self.tid, r).map_err(|e| self.fail("PTRACE_SETREGS", e))
+    }
+
+    pub fn read_mem(&self, addr: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        let mut done = 0;
+        while done < len {
+            let n = self.mem.read_at(&mut buf[done..], addr + done as u64)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("tracee memory at {:#x} unreadable", addr + done as u64),
+                ));
+            }
+            done += n;
+        }
+        Ok(buf)
+    }
+
+    pub fn write_mem(&self, addr: u64, data: &[u8]) -> io::Result<()> {
+        self.mem.write_all_at(data, addr)
+    }
+
+    /// A NUL-terminated string (without the NUL), at most `max` bytes.
+    pub fn read_cstring(&self, addr: u64, max: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut at = addr;
+        while out.len() < max {
+            // Read up to the end of the page, so we never cross into an
+            // unmapped one needlessly.
+            let chunk = (4096 - (at % 4096)) as usize;
+            let mut buf = vec![0u8; chunk.min(max - out.len())];
+            let n = self.mem.read_at(&mut buf, at)?;
+            if n == 0 {
+                break;
+            }
+            if let Some(end) = buf[..n].iter().position(|&b| b == 0) {
+                out.extend_from_slice(&buf[..end]);
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+            at += n as u64;
+        }
+        Ok(out)
+    }
+
+    pub fn resume(&self, how: Resume, signal: i32) -> Result<()> {
+        let sig = if signal == 0 {
+            None
+        } else {
+            Signal::try_from(signal).ok()
+        };
+        let r = match how {
+            Resume::Cont => nix::sys::ptrace::cont(self.tid, sig),
+            Resume::Syscall => nix::sys::ptrace::syscall(self.tid, sig),
+            Resume::Sysemu => nix::sys::ptrace::sysemu(self.tid, sig),
+        };
+        r.map_err(|e| self.fail("resume", e))
+    }
+
+    /// Waits for this task's next stop.
+    pub fn wait(&self) -> Result<Stop> {
+        loop {
+            let status = waitpid(self.tid, Some(WaitPidFlag::__WALL))
+                .map_err(|e| self.fail("waitpid", e))?;
+            return Ok(match status {
+                WaitStatus::PtraceSyscall(_) => {
+                    if self.syscall_stop_is_entry()? {
+                        Stop::SyscallEntry
+                    } else {
+                        Stop::SyscallExit
+                    }
+                }
+                WaitStatus::Stopped(_, sig) => Stop::Signal(sig as i32),
+                WaitStatus::PtraceEvent(_, _, ev) => Stop::Event(ev),
+                WaitStatus::Exited(_, code) => Stop::Exited(code),
+                WaitStatus::Signaled(_, sig, _) => Stop::Killed(sig as i32),
+                WaitStatus::Continued(_) | WaitStatus::StillAlive => continue,
+            });
+        }
+    }
+
+    /// Entry or exit, from the kernel rather than by counting (counting
+    /// drifts across sysemu, exec and injected syscalls).
+    fn syscall_stop_is_entry(&self) -> Result<bool> {
+        let mut info: libc::ptrace_syscall_info = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GET_SYSCALL_INFO,
+                self.tid.as_raw(),
+                std::mem::size_of::<libc::ptrace_syscall_info>(),
+                &mut info as *mut _,
+            )
+        };
+        if r < 0 {
+            return Err(self.fail("PTRACE_GET_SYSCALL_INFO", io::Error::last_os_error()));
+        }
+        Ok(info.op == libc::PTRACE_SYSCALL_INFO_ENTRY)
+    }
+
+    pub fn siginfo(&self) -> Result<libc::siginfo_t> {
+        nix::sys::ptrace::getsiginfo(self.tid).map_err(|e| self.fail("PTRACE_GETSIGINFO", e))
+    }
+
+    pub fn event_msg(&self) -> Result<i64> {
+        nix::sys::ptrace::getevent(self.tid).map_err(|e| self.fail("PTRACE_GETEVENTMSG", e))
+    }
+
+    /// The address space, from `/proc/TID/maps`.
+    pub fn mappings(&self) -> io::Result<Vec<Mapping>> {
+        let text = std::fs::read_to_string(format!("/proc/{}/maps", self.tid))?;
+        Ok(text.lines().filter_map(parse_maps_line).collect())
+    }
+
+    /// Kills the task and reaps it, ignoring errors: used on the way out.
+    pub fn kill(&self) {
+        let _ = nix::sys::signal::kill(self.tid, Signal::SIGKILL);
+        while let Ok(status) = waitpid(self.tid, Some(WaitPidFlag::__WALL)) {
+            if matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
+                break;
+            }
+        }
+    }
+
+    /// Whether the task has a handler installed for `sig` (SigCgt in
+    /// /proc/TID/status), and whether it ignores it (SigIgn).
+    pub fn signal_disposition(&self, sig: i32) -> io::Result<(bool, bool)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.tid))?;
+        let mask = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                .unwrap_or(0)
+        };
+        let bit = 1u64 << (sig - 1);
+        Ok((mask("SigCgt:") & bit != 0, mask("SigIgn:") & bit != 0))
+    }
+}
+
+impl crate::syscalls::MemRead for Task {
+    fn read_bytes(&self, addr: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.read_mem(addr, len)
+    }
+}
+
+/// Parses one `/proc/PID/maps` line.
+pub fn parse_maps_line(line: &str) -> Option<Mapping> {
+    let mut it = line.splitn(6, ' ');
+    let range = it.next()?;
+    let perms = it.next()?.as_bytes();
+    let offset = u64::from_str_radix(it.next()?, 16).ok()?;
+    let dev = it.next()?;
+    let inode: u64 = it.next()?.parse().ok()?;
+    let name = it.next().unwrap_or("").trim_start().to_string();
+    let (start, end) = range.split_once('-')?;
+    let (major, minor) = dev.split_once(':')?;
+    let dev = (u64::from_str_radix(major, 16).ok()? << 8) | u64::from_str_radix(minor, 16).ok()?;
+    let mut prot = 0;
+    if perms.first() == Some(&b'r') {
+        prot |= libc::PROT_READ as u32;
+    }
+    if perms.get(1) == Some(&b'w') {
+        prot |= libc::PROT_WRITE as u32;
+    }
+    if perms.get(2) == Some(&b'x') {
+        prot |= libc::PROT_EXEC as u32;
+    }
+    Some(Mapping {
+        start: u64::from_str_radix(start, 16).ok()?,
+        end: u64::from_str_radix(end, 16).ok()?,
+        prot,
+        shared: perms.get(3) == Some(&b's'),
+        offset,
+        dev,
+        inode,
+        name: name.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_lines_parse() {
+        let m = parse_maps_line(
+            "7ffff7fc3000-7ffff7fc5000 r-xp 00001000 fe:01 1234   /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        )
+        .unwrap();
+        assert_eq!(m.start, 0x7ffff7fc3000);
+        assert_eq!(m.end, 0x7ffff7fc5000);
+        assert_eq!(m.prot, (libc::PROT_READ | libc::PROT_EXEC) as u32);
+        assert!(!m.shared);
+        assert_eq!(m.offset, 0x1000);
+        assert_eq!(m.inode, 1234);
+        assert_eq!(
+            m.name.as_str(),
+            "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+        );
+        let anon = parse_maps_line("7ffff7fc1000-7ffff7fc3000 rw-s 00000000 00:00 0 ").unwrap();
+        assert!(anon.shared);
+        assert_eq!(anon.name.as_str(), "");
+    }
+}

@@ -1,0 +1,504 @@
+//! Replay: start the recorded program again in an identical address space
+//! and drive it through the recorded events, one by one. Emulated syscalls
+//! are skipped with PTRACE_SYSEMU and their recorded results and memory
+//! written back; address-space syscalls are run again and checked. Every
+//! event is checked (syscall number, arguments, path strings, registers)
+//! and the first difference stops replay with a report.
+
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use rrpipe_plugin_api::trace::{read_header, EventReader, TraceHeader};
+use rrpipe_plugin_api::{Event, EventData, ExecInfo, Mode, Regs, SyscallInfo};
+
+use crate::cli::ReplayOptions;
+use crate::config::PluginSpec;
+use crate::error::{Error, Result};
+use crate::pipeline::Pipeline;
+use crate::ptrace::{Resume, Stop, Task};
+use crate::session::Session;
+use crate::syscalls::{self, Replay};
+use crate::{exec, rdtsc, remote, spawn, tracedir};
+
+pub fn run(opts: &ReplayOptions) -> Result<i32> {
+    let dir = tracedir::resolve(opts.trace.as_deref())?;
+    let header = read_header(&dir)?;
+    let mut events = EventReader::open(&dir)?;
+    let first = events
+        .next_event()?
+        .ok_or_else(|| Error::BadTrace(format!("{}: the trace has no events", dir.display())))?;
+    let EventData::Exec(exec_info) = &first.data else {
+        return Err(Error::BadTrace(
+            "the trace does not start with an exec".into(),
+        ));
+    };
+
+    let allowed = spawn::allowed_cpus();
+    let cpu = opts
+        .tracer
+        .cpu
+        .map(|c| c as usize)
+        .or_else(|| {
+            allowed
+                .contains(&(header.cpu as usize))
+                .then_some(header.cpu as usize)
+        })
+        .unwrap_or(allowed[0]);
+    let workers: Vec<usize> = allowed.iter().copied().filter(|&c| c != cpu).collect();
+    let workers = (!workers.is_empty()).then_some(workers);
+
+    let mut specs = Vec::new();
+    if opts.tracer.redirect_output {
+        specs.push(PluginSpec {
+            name: "output-redirect".into(),
+            path: None,
+            required: false,
+            config_toml: String::new(),
+        });
+    }
+    specs.extend(opts.plugins.iter().cloned());
+    let pipeline = Pipeline::start(&specs, Mode::Replay, &dir, workers.as_deref())?;
+    spawn::pin_current_thread(cpu)?;
+
+    let stage = ExecStage::new(&dir, exec_info)?;
+    let devnull = std::fs::File::open("/dev/null").map_err(|e| Error::internal("/dev/null", e))?;
+    let task = spawn::spawn(&stage.spawn_spec(&header, cpu, devnull.as_raw_fd())?)?;
+    let mut replayer = Replayer {
+        task,
+        session: Session::new(pipeline),
+        dir,
+        signal: 0,
+    };
+    let outcome = replayer.replay(first, &mut events);
+    if outcome.is_err() {
+        replayer.task.kill();
+    }
+    let finished = replayer.session.pipeline.finish();
+    let code = outcome?;
+    finished?;
+    Ok(code)
+}
+
+/// A private directory holding a link to the saved executable under a
+/// relative path exactly as long as the recorded one, with the same base
+/// name: the kernel copies the path onto the new stack and names the task
+/// after it, so the same length keeps every stack address identical and
+/// the same name keeps `comm`.
+struct ExecStage {
+    dir: PathBuf,
+    relative: String,
+}
+
+impl ExecStage {
+    fn new(trace_dir: &Path, info: &ExecInfo) -> Result<ExecStage> {
+        let saved = exec::saved_copy(info, info.exe.as_str()).ok_or_else(|| {
+            Error::BadTrace(format!("trace lacks the saved executable {}", info.exe))
+        })?;
+        let target = trace_dir.join(saved.in_trace.as_str());
+        let filename = info.filename.as_str();
+        let base = filename.rsplit('/').next().unwrap_or(filename);
+        let relative = match filename.len() - base.len() {
+            0 => base.to_string(),
+            // "/prog": no relative path is that short; the layout check
+            // after exec reports it if the stack moved.
+            1 => format!("./{base}"),
+            n => {
+                // n-1 bytes of directories, then "/base".
+                let mut pad = String::new();
+                while pad.len() < n - 1 {
+                    if !pad.is_empty() {
+                        pad.push('/');
+                    }
+                    let take = (n - 1 - pad.len()).min(200);
+                    pad.push_str(&"d".repeat(take));
+                }
+                format!("{pad}/{base}")
+            }
+        };
+        let dir = std::env::temp_dir().join(format!("rrpipe-replay-{}", std::process::id()));
+        let link = dir.join(&relative);
+        std::fs::create_dir_all(link.parent().unwrap_or(&dir))
+            .map_err(|e| Error::internal(format!("create {}", dir.display()), e))?;
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link)
+            .map_err(|e| Error::internal(format!("link {}", link.display()), e))?;
+        Ok(ExecStage { dir, relative })
+    }
+
+    fn spawn_spec(&self, header: &TraceHeader, cpu: usize, stdin: i32) -> Result<spawn::SpawnSpec> {
+        let cstr = |s: &str| {
+            CString::new(s)
+                .map_err(|_| Error::BadTrace(format!("NUL byte in recorded string {s:?}")))
+        };
+        Ok(spawn::SpawnSpec {
+            filename: cstr(&self.relative)?,
+            argv: header.argv.iter().map(|a| cstr(a)).collect::<Result<_>>()?,
+            env: header.env.iter().map(|a| cstr(a)).collect::<Result<_>>()?,
+            cwd: Some(cstr(&self.dir.to_string_lossy())?),
+            cpu,
+            no_core_dump: true,
+            stdin: Some(stdin),
+        })
+    }
+}
+
+impl Drop for ExecStage {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Replayer {
+    task: Task,
+    session: Session,
+    dir: PathBuf,
+    /// Signal to deliver at the next resume.
+    signal: i32,
+}
+
+impl Replayer {
+    fn diverged(&self, event: &Event, detail: String) -> Error {
+        Error::Divergence {
+            time: event.header.time,
+            tid: event.header.tid,
+            detail,
+        }
+    }
+
+    fn replay(&mut self, first: Event, events: &mut EventReader) -> Result<i32> {
+        let EventData::Exec(info) = &first.data else {
+            unreachable!()
+        };
+        exec::prepare(&self.task)?;
+        if let Err(detail) = exec::restore(&self.task, info, &self.dir)? {
+            return Err(self.diverged(&first, detail));
+        }
+        self.session.dispatch(first, &self.task)?;
+        loop {
+            let Some(event) = events.next_event()? else {
+                return Err(Error::BadTrace(format!(
+                    "the trace ends after event {} before the program exited (was the recording killed?)",
+                    self.session.time
+                )));
+            };
+            match &event.data {
+                EventData::Syscall(info) => self.syscall(&event, info)?,
+                EventData::Rdtsc(info) => {
+                    self.run_to_signal(&event, libc::SIGSEGV, &info.regs)?;
+                    let insn = rdtsc::decode(&self.task, info.regs.rip).ok_or_else(|| {
+                        self.diverged(&event, format!("no rdtsc at {:#x}", info.regs.rip))
+                    })?;
+                    let aux = info.aux.into_option();
+                    self.task
+                        .set_regs(&rdtsc::emulate(&info.regs, insn, info.tsc, aux))?;
+                    self.session.dispatch(event, &self.task)?;
+                }
+                EventData::Signal(info) => {
+                    self.run_to_signal(&event, info.signo, &info.regs)?;
+                    self.signal = info.signo;
+                    self.session.dispatch(event, &self.task)?;
+                }
+                EventData::Exit(info) => {
+                    let (code, signal) = (info.code, info.signal);
+                    self.resume_to(&event, Resume::Syscall, |s| {
+                        matches!(s, Stop::Event(libc::PTRACE_EVENT_EXIT))
+                    })?;
+                    let status = self.task.event_msg()? as i32;
+                    let seen = if libc::WIFSIGNALED(status) {
+                        (0, libc::WTERMSIG(status))
+                    } else {
+                        (libc::WEXITSTATUS(status), 0)
+                    };
+                    if seen != (code, signal) {
+                        return Err(self.diverged(
+                            &event,
+                            format!("recorded exit (code {code}, signal {signal}), replay exits with {seen:?}"),
+                        ));
+                    }
+                    self.session.dispatch(event, &self.task)?;
+                    self.task.resume(Resume::Cont, 0)?;
+                    return Ok(match self.task.wait()? {
+                        Stop::Killed(sig) => 128 + sig,
+                        Stop::Exited(code) => code,
+                        other => {
+                            return Err(Error::Internal(format!(
+                                "task did not end after its exit stop: {other:?}"
+                            )))
+                        }
+                    });
+                }
+                EventData::Abort(info) => {
+                    let (reason, code) = (info.reason.to_string(), info.exit_code);
+                    self.session.dispatch(event, &self.task)?;
+                    self.task.kill();
+                    eprintln!(
+                        "rrpipe: replay reached the end of an interrupted recording: {reason}"
+                    );
+                    return Ok(code);
+                }
+                EventData::Exec(_) => {
+                    return Err(Error::BadTrace(
+                        "exec of a new program inside a recording is not supported by this rrpipe"
+                            .into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Resumes until a stop `want` accepts, skipping the syscall-exit stops
+    /// of syscalls that were emulated. Anything else is a divergence.
+    fn resume_to(
+        &mut self,
+        event: &Event,
+        how: Resume,
+        want: impl Fn(Stop) -> bool,
+    ) -> Result<Stop> {
+        loop {
+            self.task.resume(how, std::mem::take(&mut self.signal))?;
+            let stop = self.task.wait()?;
+            if want(stop) {
+                return Ok(stop);
+            }
+            match stop {
+                Stop::SyscallExit => continue,
+                Stop::SyscallEntry => {
+                    let regs = self.task.regs()?;
+                    return Err(self.diverged(
+                        event,
+                        format!(
+                            "expected {}, but the program entered syscall {} at rip {:#x}",
+                            describe(event),
+                            syscalls::name(regs.orig_rax as i64),
+                            regs.rip
+                        ),
+                    ));
+                }
+                other => {
+                    return Err(self.diverged(
+                        event,
+                        format!(
+                            "expected {}, but the program stopped with {other:?}",
+                            describe(event)
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+
+    fn run_to_signal(&mut self, event: &Event, signo: i32, recorded: &Regs) -> Result<()> {
+        self.resume_to(event, Resume::Sysemu, |s| s == Stop::Signal(signo))?;
+        let regs = self.task.regs()?;
+        self.check_regs(event, recorded, &regs)
+    }
+
+    fn check_regs(&self, event: &Event, recorded: &Regs, now: &Regs) -> Result<()> {
+        let (a, b) = (recorded.to_array(), now.to_array());
+        if let Some(i) = (0..a.len()).find(|&i| a[i] != b[i]) {
+            return Err(self.diverged(
+                event,
+                format!(
+                    "at {}: register {} was {:#x} when recorded, is {:#x} now (rip {:#x})",
+                    describe(event),
+                    Regs::NAMES[i],
+                    a[i],
+                    b[i],
+                    now.rip
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn syscall(&mut self, event: &Event, info: &SyscallInfo) -> Result<()> {
+        let nr = info.regs.orig_rax as i64;
+        let args = info.regs.syscall_args();
+        let spec = syscalls::lookup(nr).ok_or_else(|| {
+            Error::BadTrace(format!(
+                "the trace has syscall {nr}, unknown to this rrpipe"
+            ))
+        })?;
+        let replay = spec.replay_for(&args).map_err(Error::BadTrace)?;
+        let result = event.header.result;
+        let failed = (-4095..0).contains(&result);
+        let emulate = matches!(replay, Replay::Emulate | Replay::Deny(_))
+            || (failed && matches!(replay, Replay::Mmap | Replay::Mremap));
+        let how = if emulate {
+            Resume::Sysemu
+        } else {
+            Resume::Syscall
+        };
+        self.resume_to(event, how, |s| s == Stop::SyscallEntry)?;
+        let regs = self.task.regs()?;
+        self.check_regs(event, &info.regs, &regs)?;
+        for input in info.inputs.iter() {
+            let now = self
+                .task
+                .read_cstring(input.addr, input.data.len() + 1)
+                .unwrap_or_default();
+            if now[..] != input.data[..] {
+                return Err(self.diverged(
+                    event,
+                    format!(
+                        "{} argument was {:?} when recorded, is {:?} now",
+                        spec.name,
+                        String::from_utf8_lossy(&input.data),
+                        String::from_utf8_lossy(&now)
+                    ),
+                ));
+            }
+        }
+        if emulate {
+            let mut after = regs;
+            after.rax = result as u64;
+            self.task.set_regs(&after)?;
+            for out in info.outputs.iter() {
+                self.task.write_mem(out.addr, &out.data).map_err(|e| {
+                    self.diverged(
+                        event,
+                        format!("cannot write {} output at {:#x}: {e}", spec.name, out.addr),
+                    )
+                })?;
+            }
+        } else {
+            match replay {
+                Replay::NoReturn => {}
+                Replay::Mmap => self.mmap(event, info)?,
+                Replay::Mremap => self.mremap(event, &regs)?,
+                _ => self.execute(event, None)?,
+            }
+        }
+        // The kernel wrote the outputs of executed syscalls itself.
+        let _ = args;
+        self.session.dispatch(event.clone(), &self.task)
+    }
+
+    /// Runs the syscall at the entry stop with `changed` registers (if any),
+    /// checks the result, and puts the program's argument registers back.
+    fn execute(&mut self, event: &Event, changed: Option<Regs>) -> Result<()> {
+        let original = self.task.regs()?;
+        if let Some(r) = changed {
+            self.task.set_regs(&r)?;
+        }
+        self.task.resume(Resume::Syscall, 0)?;
+        let stop = self.task.wait()?;
+        if stop != Stop::SyscallExit {
+            return Err(self.diverged(
+                event,
+                format!("{} did not complete: {stop:?}", describe(event)),
+            ));
+        }
+        let mut after = self.task.regs()?;
+        let result = after.rax as i64;
+        if result != event.header.result {
+            return Err(self.diverged(
+                event,
+                format!(
+                    "{} returned {:#x} when recorded, {:#x} now",
+                    describe(event),
+                    event.header.result,
+                    result
+                ),
+            ));
+        }
+        if changed.is_some() {
+            after.rdi = original.rdi;
+            after.rsi = original.rsi;
+            after.rdx = original.rdx;
+            after.r10 = original.r10;
+            after.r8 = original.r8;
+            after.r9 = original.r9;
+            self.task.set_regs(&after)?;
+        }
+        Ok(())
+    }
+
+    fn mmap(&mut self, event: &Event, info: &SyscallInfo) -> Result<()> {
+        let regs = self.task.regs()?;
+        let args = info.regs.syscall_args();
+        let addr = event.header.result as u64;
+        let fixed = if args[3] & libc::MAP_FIXED as u64 != 0 {
+            libc::MAP_FIXED
+        } else {
+            libc::MAP_FIXED_NOREPLACE
+        } as u64;
+        let keep = !(libc::MAP_SHARED
+            | libc::MAP_SHARED_VALIDATE
+            | libc::MAP_FIXED
+            | libc::MAP_FIXED_NOREPLACE) as u64;
+        let mut changed = regs;
+        changed.rdi = addr;
+        match info.file.as_ref().into_option() {
+            Some(saved) => {
+                let path = self.dir.join(saved.in_trace.as_str());
+                remote::write_cstring(&self.task, exec::PAGE_SCRATCH, &path.to_string_lossy())?;
+                let fd = remote::syscall_at_entry(
+                    &self.task,
+                    libc::SYS_openat,
+                    &[
+                        libc::AT_FDCWD as u64,
+                        exec::PAGE_SCRATCH,
+                        (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+                    ],
+                )?;
+                if fd < 0 {
+                    return Err(Error::BadTrace(format!(
+                        "cannot open saved file {} (errno {})",
+                        path.display(),
+                        -fd
+                    )));
+                }
+                // Private in replay: the saved copy must never be written.
+                changed.r10 = (args[3] & keep) | libc::MAP_PRIVATE as u64 | fixed;
+                changed.r8 = fd as u64;
+                self.execute(event, Some(changed))?;
+                remote::syscall_from_user(
+                    &self.task,
+                    self.task.regs()?.rip - 2,
+                    libc::SYS_close,
+                    &[fd as u64],
+                )?;
+            }
+            None => {
+                let anonymous = args[3] & libc::MAP_ANONYMOUS as u64 != 0;
+                let mut flags =
+                    (args[3] & !(libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) as u64) | fixed;
+                if !anonymous {
+                    // A device mapping (/dev/zero): anonymous memory, with
+                    // the contents it had recorded as outputs if any.
+                    flags = (flags & keep) | (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
+                    changed.r8 = u64::MAX;
+                }
+                changed.r10 = flags;
+                self.execute(event, Some(changed))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn mremap(&mut self, event: &Event, regs: &Regs) -> Result<()> {
+        let old = regs.rdi;
+        let new = event.header.result as u64;
+        if new == old {
+            return self.execute(event, None);
+        }
+        let mut changed = *regs;
+        changed.r10 = regs.r10 | (libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) as u64;
+        changed.r8 = new;
+        self.execute(event, Some(changed))
+    }
+}
+
+/// What an event is, for messages.
+fn describe(event: &Event) -> String {
+    match &event.data {
+        EventData::Syscall(_) => format!("syscall {}", syscalls::name(event.header.syscall)),
+        EventData::Signal(s) => format!("signal {}", s.signo),
+        EventData::Rdtsc(_) => "rdtsc".to_string(),
+        EventData::Exit(_) => "exit".to_string(),
+        EventData::Exec(_) => "exec".to_string(),
+        EventData::Abort(_) => "end of recording".to_string(),
+    }
+}

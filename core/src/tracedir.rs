@@ -1,0 +1,280 @@
+//! Where traces live: `trace_N` directories with a `latest-trace` link
+//! beside them (the seed's layout), the manifest, and the saved copies of
+//! mapped files.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+use rrpipe_plugin_api::trace::{
+    saved_file_name, Manifest, ManifestEntry, FILES_DIR, MANIFEST_FILE,
+};
+use rrpipe_plugin_api::SavedFile;
+
+use crate::error::{Error, Result};
+
+pub const LATEST: &str = "latest-trace";
+
+/// Creates the directory for a new recording: `output` if given (it must not
+/// exist yet, or be empty), else the next free `trace_N` in the current
+/// directory, then points `latest-trace` at it. Mode 0700: a trace holds the
+/// program's memory.
+pub fn create(output: Option<&Path>) -> Result<PathBuf> {
+    let mut builder = fs::DirBuilder::new();
+    builder.mode(0o700);
+    let dir = match output {
+        Some(dir) => {
+            if let Ok(mut entries) = fs::read_dir(dir) {
+                if entries.next().is_some() {
+                    return Err(Error::Usage(format!(
+                        "trace directory {} exists and is not empty",
+                        dir.display()
+                    )));
+                }
+            } else {
+                builder
+                    .recursive(true)
+                    .create(dir)
+                    .map_err(|e| Error::internal(format!("create {}", dir.display()), e))?;
+            }
+            dir.to_path_buf()
+        }
+        None => {
+            let mut n = next_trace_number(Path::new("."));
+            loop {
+                let dir = PathBuf::from(format!("trace_{n}"));
+                match builder.create(&dir) {
+                    Ok(()) => break dir,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
+                    Err(e) => return Err(Error::internal(format!("create {}", dir.display()), e)),
+                }
+            }
+        }
+    };
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::internal(format!("chmod {}", dir.display()), e))?;
+    fs::create_dir_all(dir.join(FILES_DIR))
+        .map_err(|e| Error::internal(format!("create {}/{FILES_DIR}", dir.display()), e))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| Error::internal(format!("resolve {}", dir.display()), e))?;
+    if output.is_none() {
+        point_latest_at(&dir)?;
+    }
+    Ok(dir)
+}
+
+fn next_trace_number(parent: &Path) -> u64 {
+    fs::read_dir(parent)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("trace_")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .map_or(0, |n| n + 1)
+}
+
+fn point_latest_at(dir: &Path) -> Result<()> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let target = dir.file_name().unwrap_or(dir.as_os_str());
+    let tmp = parent.join(format!(".{LATEST}.{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)
+        .and_then(|()| fs::rename(&tmp, parent.join(LATEST)))
+        .map_err(|e| Error::internal(format!("update {LATEST}"), e))
+}
+
+/// The trace to replay: the one named, or `latest-trace` in the current
+/// directory.
+pub fn resolve(trace: Option<&Path>) -> Result<PathBuf> {
+    let dir = trace.map_or_else(|| PathBuf::from(LATEST), Path::to_path_buf);
+    if !dir.is_dir() {
+        return Err(Error::TraceNotFound(dir));
+    }
+    dir.canonicalize()
+        .map_err(|e| Error::internal(format!("resolve {}", dir.display()), e))
+}
+
+/// Writes `manifest.toml`.
+pub fn write_manifest(
+    dir: &Path,
+    complete: bool,
+    events: u64,
+    components: Vec<ManifestEntry>,
+) -> Result<()> {
+    let manifest = Manifest {
+        complete,
+        events,
+        components,
+    };
+    let text = toml::to_string(&manifest).map_err(|e| Error::internal("encode manifest", e))?;
+    fs::write(dir.join(MANIFEST_FILE), text)
+        .map_err(|e| Error::internal(format!("write {MANIFEST_FILE}"), e))
+}
+
+struct SaveJob {
+    source: File,
+    dest: PathBuf,
+    link_ok: bool,
+}
+
+/// Saves mapped files into the trace off the tracer thread. The tracer
+/// opens the file (cheap, and pins the very inode the program mapped, even
+/// if it is deleted or renamed next), the saver thread hard-links it when
+/// that is safe or copies it.
+pub struct FileSaver {
+    trace_dir: PathBuf,
+    saved: HashMap<String, SavedFile>,
+    jobs: Option<Sender<SaveJob>>,
+    worker: Option<JoinHandle<Vec<String>>>,
+}
+
+impl FileSaver {
+    pub fn new(trace_dir: &Path, worker_cpus: Option<Vec<usize>>) -> FileSaver {
+        let (tx, rx): (Sender<SaveJob>, Receiver<SaveJob>) = crossbeam_channel::unbounded();
+        let worker = std::thread::Builder::new()
+            .name("rrpipe-files".into())
+            .spawn(move || {
+                if let Some(cpus) = worker_cpus {
+                    pin_to(&cpus);
+                }
+                let mut errors = Vec::new();
+                for job in rx {
+                    if let Err(e) = save(&job) {
+                        errors.push(format!("{}: {e}", job.dest.display()));
+                    }
+                }
+                errors
+            })
+            .ok();
+        FileSaver {
+            trace_dir: trace_dir.to_path_buf(),
+            saved: HashMap::new(),
+            jobs: Some(tx),
+            worker,
+        }
+    }
+
+    /// Saves the file at `path` as seen through `open_path` (a
+    /// `/proc/PID/fd/N` or `/proc/PID/map_files/..` link, or the path).
+    /// Returns None for what is not a regular file (devices), which replay
+    /// maps as anonymous memory.
+    pub fn save(
+        &mut self,
+        path: &str,
+        open_path: &Path,
+        writable_shared: bool,
+    ) -> Result<Option<SavedFile>> {
+        let source = match File::open(open_path) {
+            Ok(f) => f,
+            Err(e) => {
+                return Err(Error::internal(format!("open mapped file {path}"), e));
+            }
+        };
+        let meta = source
+            .metadata()
+            .map_err(|e| Error::internal(format!("stat {path}"), e))?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        let name = saved_file_name(path, meta.dev(), meta.ino(), meta.mtime());
+        if let Some(s) = self.saved.get(&name) {
+            return Ok(Some(s.clone()));
+        }
+        let saved = SavedFile {
+            original: path.into(),
+            in_trace: name.clone().into(),
+        };
+        // A hard link shares the inode: only safe where nobody but root
+        // may rewrite the file in place, and the program does not write
+        // through a shared mapping.
+        let link_ok = !writable_shared && meta.mode() & 0o022 == 0 && meta.uid() == 0;
+        let job = SaveJob {
+            source,
+            dest: self.trace_dir.join(&name),
+            link_ok,
+        };
+        if let Some(tx) = &self.jobs {
+            let _ = tx.send(job);
+        }
+        self.saved.insert(name, saved.clone());
+        Ok(Some(saved))
+    }
+
+    /// Waits for every copy; returns the saved names for the manifest.
+    pub fn finish(mut self) -> Result<Vec<String>> {
+        drop(self.jobs.take());
+        if let Some(worker) = self.worker.take() {
+            let errors = worker
+                .join()
+                .map_err(|_| Error::Internal("file saver thread panicked".into()))?;
+            if let Some(first) = errors.first() {
+                return Err(Error::Internal(format!("cannot save mapped file {first}")));
+            }
+        }
+        let mut names: Vec<String> = self.saved.into_keys().collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+fn save(job: &SaveJob) -> io::Result<()> {
+    if job.link_ok {
+        let fd_path = format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&job.source)
+        );
+        let c_src = std::ffi::CString::new(fd_path)?;
+        let c_dst = std::ffi::CString::new(job.dest.as_os_str().as_encoded_bytes())?;
+        let r = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                c_src.as_ptr(),
+                libc::AT_FDCWD,
+                c_dst.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+    }
+    let mut dest = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode_0700()
+        .open(&job.dest)?;
+    let mut src = &job.source;
+    io::copy(&mut src, &mut dest)?;
+    Ok(())
+}
+
+trait Mode0700 {
+    fn mode_0700(&mut self) -> &mut Self;
+}
+
+impl Mode0700 for fs::OpenOptions {
+    fn mode_0700(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o700)
+    }
+}
+
+/// Pins the calling thread to a set of CPUs (plugin and saver workers stay
+/// off the tracer's CPU).
+pub fn pin_to(cpus: &[usize]) {
+    let mut set = nix::sched::CpuSet::new();
+    for &c in cpus {
+        let _ = set.set(c);
+    }
+    let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+}

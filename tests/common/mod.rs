@@ -1,0 +1,515 @@
+//! Helpers shared by the integration tests: run `rrpipe` (and native
+//! programs) with a timeout, compile the C test programs, record and replay.
+//!
+//! Everything a test writes lives under one scratch directory per test
+//! process (`/tmp/rrpipe-it-XXXXXX`), removed when the process exits. Set
+//! `RRPIPE_TEST_KEEP=1` to keep it for a post-mortem (failure messages name
+//! the trace directories).
+//!
+//! Every child runs in its own process group with a deadline
+//! ([`timeout()`]); the whole group (rrpipe and its tracees) is killed when
+//! the deadline passes and, as a safety net, when rrpipe exits, so that a
+//! hung or crashed tracer never hangs the suite or leaves processes behind.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long any child (rrpipe, gcc, a native program) may run, unless
+/// `RRPIPE_TEST_TIMEOUT` (seconds) says otherwise.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The deadline in force: [`TIMEOUT`] or `RRPIPE_TEST_TIMEOUT` seconds.
+pub fn timeout() -> Duration {
+    std::env::var("RRPIPE_TEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(TIMEOUT)
+}
+
+/// The rrpipe binary under test.
+pub fn rrpipe_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rrpipe"))
+}
+
+/// Root of this test process's scratch space.
+fn scratch_root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("rrpipe-it-")
+            .tempdir()
+            .expect("cannot create a scratch directory")
+            .keep();
+        extern "C" fn cleanup() {
+            if std::env::var_os("RRPIPE_TEST_KEEP").is_some() {
+                return;
+            }
+            if let Some(root) = ROOT.get() {
+                let _ = std::fs::remove_dir_all(root);
+            }
+        }
+        // The test harness leaves main (or calls exit) in every case; statics
+        // are never dropped, so clean up from an atexit handler.
+        unsafe { libc::atexit(cleanup) };
+        dir
+    })
+}
+
+/// A fresh, empty directory (unique within the test process).
+pub fn scratch_dir(label: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let dir = scratch_root().join(format!("{label}-{n}"));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// A path for a trace that does not exist yet (its parent does).
+pub fn fresh_trace_path() -> PathBuf {
+    scratch_dir("trace").join("trace")
+}
+
+/// `rrpipe`, ready to take arguments: plugins found next to the binary, run
+/// in a fresh temporary directory.
+pub fn rrpipe() -> Command {
+    let bin = rrpipe_bin();
+    let mut cmd = Command::new(&bin);
+    cmd.env(
+        "RRPIPE_PLUGIN_PATH",
+        bin.parent().expect("binary has a directory"),
+    );
+    cmd.current_dir(scratch_dir("cwd"));
+    cmd
+}
+
+/// What a finished child left: its output and its status as a shell reports
+/// it (the exit code, or 128+N when killed by signal N).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub status: i32,
+}
+
+impl Run {
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// A readable account of this run for failure messages.
+    pub fn describe(&self, label: &str) -> String {
+        format!(
+            "--- {label}: status {}\n--- {label} stdout ({} bytes):\n{}\n--- {label} stderr ({} bytes):\n{}\n",
+            self.status,
+            self.stdout.len(),
+            shorten(&self.stdout_str(), 6000),
+            self.stderr.len(),
+            shorten(&self.stderr_str(), 6000),
+        )
+    }
+}
+
+/// Keeps the start and the end of a long text.
+pub fn shorten(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut head = max / 2;
+    while !s.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = s.len() - max / 2;
+    while !s.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{}\n[... {} bytes left out ...]\n{}",
+        &s[..head],
+        tail - head,
+        &s[tail..]
+    )
+}
+
+/// Runs `cmd` to completion within [`timeout()`]: stdin from `stdin` (or
+/// /dev/null), stdout and stderr captured. Panics, after killing the
+/// child's whole process group, when the deadline passes.
+pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
+    let desc = format!("{cmd:?}");
+    cmd.process_group(0);
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    cmd.stdout(Stdio::piped());
+    cmd.stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {desc}: {e}"));
+    let pid = child.id() as libc::pid_t;
+
+    if let Some(data) = stdin {
+        let mut w = child.stdin.take().unwrap();
+        let data = data.to_vec();
+        // The child may never read it (EPIPE then, which is fine).
+        std::thread::spawn(move || {
+            let _ = w.write_all(&data);
+        });
+    }
+    let (tx, rx) = mpsc::channel::<(u8, Vec<u8>)>();
+    let mut out = child.stdout.take().unwrap();
+    let tx1 = tx.clone();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        let _ = tx1.send((1, buf));
+    });
+    let mut err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err.read_to_end(&mut buf);
+        let _ = tx.send((2, buf));
+    });
+
+    // Wait for the child to exit without reaping it, so that its pid (and
+    // with it the process group id) stays reserved while the group is killed.
+    let limit = timeout();
+    let deadline = Instant::now() + limit;
+    let mut timed_out = false;
+    loop {
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if r != 0 || unsafe { info.si_pid() } != 0 {
+            break;
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Whatever is left in the group (tracees of a dead or hung tracer).
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    let status = child
+        .wait()
+        .unwrap_or_else(|e| panic!("cannot wait for {desc}: {e}"));
+    let status = match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&status),
+    ) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => 128 + sig,
+        _ => panic!("{desc}: unexpected status {status:?}"),
+    };
+
+    let mut stdout = None;
+    let mut stderr = None;
+    let grace = Instant::now() + Duration::from_secs(10);
+    while stdout.is_none() || stderr.is_none() {
+        let left = grace.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((1, b)) => stdout = Some(b),
+            Ok((_, b)) => stderr = Some(b),
+            Err(_) => panic!(
+                "{desc}: exited (status {status}) but its output pipes stay open: \
+                 some process escaped its process group"
+            ),
+        }
+    }
+    let run = Run {
+        stdout: stdout.unwrap(),
+        stderr: stderr.unwrap(),
+        status,
+    };
+    if timed_out {
+        panic!(
+            "{desc} did not finish within {limit:?}; killed its process group\n{}",
+            run.describe("killed run")
+        );
+    }
+    run
+}
+
+/// Runs a program natively (no rrpipe), for comparison with a recording.
+pub fn native(argv: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..]);
+    run(cmd, stdin)
+}
+
+/// Compiles `tests/c/<name>.c` (once per test process) and returns the
+/// binary's path.
+pub fn compile_c(name: &str) -> PathBuf {
+    static CACHE: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    // Held while compiling: two tests wanting the same program wait for one gcc.
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = cache.get(name) {
+        return p.clone();
+    }
+    static BIN_DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BIN_DIR.get_or_init(|| scratch_dir("bin"));
+    let out = dir.join(name);
+    compile_c_to(name, &out);
+    cache.insert(name.to_string(), out.clone());
+    out
+}
+
+/// Compiles `tests/c/<name>.c` into `out` (no caching).
+pub fn compile_c_to(name: &str, out: &Path) {
+    let src = c_source(name);
+    let mut cmd = Command::new("gcc");
+    cmd.args(["-O1", "-g", "-o"]).arg(out).arg(&src);
+    let r = run(cmd, None);
+    assert!(
+        r.status == 0,
+        "gcc failed on {}\n{}",
+        src.display(),
+        r.describe("gcc")
+    );
+}
+
+/// The path of `tests/c/<name>.c`.
+pub fn c_source(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/c")
+        .join(format!("{name}.c"))
+}
+
+/// `rrpipe record -o TRACE -- ARGV...`, with `stdin` fed to the program.
+pub fn record(trace: &Path, argv: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut cmd = rrpipe();
+    cmd.arg("record").arg("-o").arg(trace).arg("--").args(argv);
+    run(cmd, stdin)
+}
+
+/// `rrpipe replay TRACE`, stdin closed.
+pub fn replay(trace: &Path) -> Run {
+    let mut cmd = rrpipe();
+    cmd.arg("replay").arg(trace);
+    run(cmd, None)
+}
+
+/// `rrpipe replay TRACE EXTRA...`.
+pub fn replay_with(trace: &Path, extra: &[&str]) -> Run {
+    let mut cmd = rrpipe();
+    cmd.arg("replay").arg(trace).args(extra);
+    run(cmd, None)
+}
+
+/// `rrpipe dump TRACE`.
+pub fn dump(trace: &Path) -> Run {
+    let mut cmd = rrpipe();
+    cmd.arg("dump").arg(trace);
+    run(cmd, None)
+}
+
+/// `rrpipe ARGS...` in a fresh directory.
+pub fn rrpipe_args(args: &[&str]) -> Run {
+    let mut cmd = rrpipe();
+    cmd.args(args);
+    run(cmd, None)
+}
+
+/// A recording and its replay.
+pub struct Recorded {
+    pub trace: PathBuf,
+    pub record: Run,
+    pub replay: Run,
+}
+
+impl Recorded {
+    /// Everything about both runs, for failure messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "trace: {}\n{}{}",
+            self.trace.display(),
+            self.record.describe("record"),
+            self.replay.describe("replay")
+        )
+    }
+
+    /// Asserts the recording (and so the replay) ended with `status`.
+    pub fn assert_status(&self, status: i32) {
+        assert_eq!(
+            self.record.status,
+            status,
+            "unexpected status of the recorded program\n{}",
+            self.describe()
+        );
+    }
+
+    /// Asserts the recorded stdout contains `needle`.
+    pub fn assert_stdout_contains(&self, needle: &str) {
+        assert!(
+            self.record.stdout_str().contains(needle),
+            "recorded stdout lacks {needle:?}\n{}",
+            self.describe()
+        );
+    }
+
+    /// Asserts the recorded stdout has no line containing "FAIL" (the C
+    /// programs' self-checks).
+    pub fn assert_self_checks_pass(&self) {
+        let out = self.record.stdout_str();
+        let bad: Vec<&str> = out.lines().filter(|l| l.contains("FAIL")).collect();
+        assert!(
+            bad.is_empty(),
+            "self-checks failed under recording: {bad:?}\n{}",
+            self.describe()
+        );
+    }
+
+    /// Asserts the recording printed what the program prints natively
+    /// (for programs whose output does not depend on time, addresses...).
+    pub fn assert_record_matches_native(&self, native: &Run, compare_stderr: bool) {
+        assert_eq!(
+            self.record.status,
+            native.status,
+            "recording changed the exit status\n{}{}",
+            native.describe("native"),
+            self.describe()
+        );
+        assert!(
+            self.record.stdout == native.stdout,
+            "recording changed stdout ({})\n{}{}",
+            first_difference(&native.stdout, &self.record.stdout),
+            native.describe("native"),
+            self.describe()
+        );
+        if compare_stderr {
+            assert!(
+                self.record.stderr == native.stderr,
+                "recording changed stderr ({})\n{}{}",
+                first_difference(&native.stderr, &self.record.stderr),
+                native.describe("native"),
+                self.describe()
+            );
+        }
+    }
+}
+
+/// Where two outputs first differ, by line.
+pub fn first_difference(a: &[u8], b: &[u8]) -> String {
+    let a = String::from_utf8_lossy(a);
+    let b = String::from_utf8_lossy(b);
+    let mut la = a.split_inclusive('\n');
+    let mut lb = b.split_inclusive('\n');
+    let mut n = 1;
+    loop {
+        match (la.next(), lb.next()) {
+            (None, None) => return "identical".into(),
+            (x, y) if x == y => n += 1,
+            (x, y) => return format!("first difference at line {n}: {x:?} vs {y:?}"),
+        }
+    }
+}
+
+/// Asserts that replaying `trace` gives exactly `record`'s stdout, stderr
+/// and status.
+pub fn assert_replay_matches(trace: &Path, record: &Run, replay: &Run) {
+    let rec = Recorded {
+        trace: trace.to_path_buf(),
+        record: record.clone(),
+        replay: replay.clone(),
+    };
+    assert!(
+        replay.stdout == record.stdout,
+        "replay stdout differs from the recording ({})\n{}",
+        first_difference(&record.stdout, &replay.stdout),
+        rec.describe()
+    );
+    assert!(
+        replay.stderr == record.stderr,
+        "replay stderr differs from the recording ({})\n{}",
+        first_difference(&record.stderr, &replay.stderr),
+        rec.describe()
+    );
+    assert_eq!(
+        replay.status,
+        record.status,
+        "replay exit status differs from the recording\n{}",
+        rec.describe()
+    );
+}
+
+/// Records `argv` (feeding `stdin`) into a fresh trace, replays it with no
+/// stdin, and asserts stdout, stderr and exit status are identical.
+pub fn assert_replays_identically(argv: &[&str], stdin: Option<&[u8]>) -> Recorded {
+    let trace = fresh_trace_path();
+    let rec = record(&trace, argv, stdin);
+    let rep = replay(&trace);
+    assert_replay_matches(&trace, &rec, &rep);
+    Recorded {
+        trace,
+        record: rec,
+        replay: rep,
+    }
+}
+
+/// Asserts that `run` failed with `code` and one line on stderr that
+/// contains each of `needles` (case-insensitively) and no panic.
+pub fn assert_one_line_error(run: &Run, code: i32, needles: &[&str]) {
+    let err = run.stderr_str();
+    let what = run.describe("rrpipe");
+    assert_eq!(run.status, code, "wrong exit status\n{what}");
+    assert!(!err.contains("panicked"), "rrpipe panicked\n{what}");
+    let trimmed = err.trim();
+    assert!(!trimmed.is_empty(), "no error message on stderr\n{what}");
+    assert_eq!(
+        trimmed.lines().count(),
+        1,
+        "the error message must be exactly one line\n{what}"
+    );
+    let lower = trimmed.to_lowercase();
+    for n in needles {
+        assert!(
+            lower.contains(&n.to_lowercase()),
+            "the error message does not mention {n:?}\n{what}"
+        );
+    }
+}
+
+/// Whether `msg` names line `n` (`line 3`, `line: 3`, `:3:`, `line=3`).
+pub fn mentions_line(msg: &str, n: usize) -> bool {
+    let lower = msg.to_lowercase();
+    [
+        format!("line {n}"),
+        format!("line: {n}"),
+        format!("line={n}"),
+        format!(":{n}:"),
+    ]
+    .iter()
+    .any(|p| {
+        lower.match_indices(p.as_str()).any(|(i, _)| {
+            // "line 3" must not be the start of "line 31".
+            p.ends_with(':')
+                || !lower[i + p.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_digit())
+        })
+    })
+}

@@ -1,0 +1,344 @@
+//! Record a program, replay the trace, and demand the very same stdout,
+//! stderr and exit status. One test per C program in tests/c/ and a few
+//! everyday commands.
+//!
+//! Where a program's output does not depend on time, addresses or
+//! randomness, the recording is also compared with a native run: recording
+//! must be transparent to the program.
+
+mod common;
+
+use common::*;
+
+/// Records and replays a C test program that checks itself: exit 0, no
+/// "FAIL" line, "ALL OK" printed.
+fn self_checking(name: &str, args: &[&str]) -> Recorded {
+    let bin = compile_c(name);
+    let mut argv = vec![bin.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    let r = assert_replays_identically(&argv, None);
+    r.assert_status(0);
+    r.assert_self_checks_pass();
+    r.assert_stdout_contains("ALL OK\n");
+    r
+}
+
+#[test]
+fn read_write() {
+    let bin = compile_c("read_write");
+    let dir = scratch_dir("rw");
+    let argv = [bin.to_str().unwrap(), dir.to_str().unwrap()];
+    let trace = fresh_trace_path();
+    let rec = record(&trace, &argv, None);
+    // A file where the program creates, truncates, writes and finally
+    // deletes its own: replay must not touch it.
+    let sentinel = dir.join("data.bin");
+    std::fs::write(&sentinel, "sentinel").unwrap();
+    let rep = replay(&trace);
+    assert_replay_matches(&trace, &rec, &rep);
+    assert_eq!(
+        std::fs::read_to_string(&sentinel).ok().as_deref(),
+        Some("sentinel"),
+        "replay re-performed the program's file operations"
+    );
+    let r = Recorded {
+        trace,
+        record: rec,
+        replay: rep,
+    };
+    r.assert_status(0);
+    r.assert_self_checks_pass();
+    r.assert_stdout_contains("ALL OK\n");
+    // Everything it prints is deterministic: the recording must not change it.
+    let other = scratch_dir("rw-native");
+    let native = native(&[bin.to_str().unwrap(), other.to_str().unwrap()], None);
+    r.assert_record_matches_native(&native, true);
+}
+
+#[test]
+fn read_write_in_mkdtemp_dir() {
+    self_checking("read_write", &[]);
+}
+
+#[test]
+fn open_stat() {
+    let dir = scratch_dir("stat");
+    let r = self_checking("open_stat", &[dir.to_str().unwrap()]);
+    r.assert_stdout_contains("entries: 5\n");
+    for name in [
+        "alpha.txt",
+        "bravo.bin",
+        "charlie.txt",
+        "delta.d",
+        "echo.link",
+    ] {
+        r.assert_stdout_contains(&format!("  {name}\n"));
+    }
+}
+
+#[test]
+fn mmap_file() {
+    let dir = scratch_dir("mmap");
+    let r = self_checking("mmap_file", &[dir.to_str().unwrap()]);
+    r.assert_stdout_contains("private mapping at ");
+    r.assert_stdout_contains("shared mapping at ");
+}
+
+#[test]
+fn mmap_anon() {
+    self_checking("mmap_anon", &[]);
+}
+
+#[test]
+fn mprotect_munmap_mremap() {
+    let r = self_checking("mprotect_munmap_mremap", &[]);
+    r.assert_stdout_contains("(moved: yes)");
+}
+
+#[test]
+fn brk_malloc() {
+    self_checking("brk_malloc", &[]);
+}
+
+#[test]
+fn vdso_time() {
+    let r = self_checking("vdso_time", &[]);
+    r.assert_stdout_contains("round 2 gettimeofday: 0 ");
+}
+
+#[test]
+fn rdtsc() {
+    let r = self_checking("rdtsc", &[]);
+    r.assert_stdout_contains("tsc[7] = ");
+}
+
+#[test]
+fn getrandom() {
+    let r = self_checking("getrandom", &[]);
+    r.assert_stdout_contains("getrandom -> 32\n");
+    r.assert_stdout_contains("read /dev/urandom -> 32\n");
+    r.assert_stdout_contains("AT_RANDOM:");
+}
+
+#[test]
+fn uname() {
+    let r = self_checking("uname", &[]);
+    // The utsname fields do not change between runs on one machine.
+    let bin = compile_c("uname");
+    let native = native(&[bin.to_str().unwrap()], None);
+    assert_eq!(native.status, 0, "{}", native.describe("native"));
+    let fields = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| {
+                !l.starts_with("uptime")
+                    && !l.contains("ram")
+                    && !l.starts_with("loads")
+                    && !l.starts_with("procs")
+            })
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        fields(&r.record.stdout_str()),
+        fields(&native.stdout_str()),
+        "utsname fields differ under recording\n{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn winsize() {
+    let r = self_checking("winsize", &[]);
+    // stdin is /dev/null, stdout and stderr pipes: ENOTTY everywhere, as natively.
+    r.assert_stdout_contains("fd 1: TIOCGWINSZ -> -1 errno=25");
+    let bin = compile_c("winsize");
+    let native = native(&[bin.to_str().unwrap()], None);
+    r.assert_record_matches_native(&native, true);
+}
+
+#[test]
+fn exit_code() {
+    let bin = compile_c("exit_code");
+    let r = assert_replays_identically(&[bin.to_str().unwrap()], None);
+    r.assert_status(42);
+    assert_eq!(r.record.stdout_str(), "about to exit with 42\n");
+    assert_eq!(r.record.stderr_str(), "a line on stderr\n");
+    let native = native(&[bin.to_str().unwrap()], None);
+    r.assert_record_matches_native(&native, true);
+}
+
+#[test]
+fn segv() {
+    let bin = compile_c("segv");
+    let r = assert_replays_identically(&[bin.to_str().unwrap()], None);
+    r.assert_status(128 + libc::SIGSEGV);
+    assert_eq!(r.replay.status, 128 + libc::SIGSEGV, "{}", r.describe());
+    assert_eq!(
+        r.record.stdout_str(),
+        "before the crash\n",
+        "{}",
+        r.describe()
+    );
+    let native = native(&[bin.to_str().unwrap()], None);
+    r.assert_record_matches_native(&native, false);
+}
+
+#[test]
+fn stdin_echo() {
+    let bin = compile_c("stdin_echo");
+    // More than a pipe buffer, so that the program reads several times.
+    let mut input = Vec::new();
+    for i in 0..4000 {
+        input.extend_from_slice(format!("line {i}: the quick brown fox\n").as_bytes());
+    }
+    input.extend_from_slice(b"\x00\x01\xffbinary tail");
+    let r = assert_replays_identically(&[bin.to_str().unwrap()], Some(&input));
+    r.assert_status(0);
+    r.assert_stdout_contains(&format!("length: {}\n", input.len()));
+    r.assert_stdout_contains("LINE 3999: THE QUICK BROWN FOX\n");
+    let native = native(&[bin.to_str().unwrap()], Some(&input));
+    r.assert_record_matches_native(&native, true);
+}
+
+#[test]
+fn stdin_echo_empty() {
+    let bin = compile_c("stdin_echo");
+    let r = assert_replays_identically(&[bin.to_str().unwrap()], Some(b""));
+    r.assert_status(0);
+    r.assert_stdout_contains("length: 0\n");
+}
+
+#[test]
+fn getdents_many() {
+    let bin = compile_c("getdents_many");
+    let dir = scratch_dir("dents");
+    let argv = [bin.to_str().unwrap(), dir.to_str().unwrap()];
+    let trace = fresh_trace_path();
+    let rec = record(&trace, &argv, None);
+    // Replay must neither create the 300 files nor delete what is there.
+    std::fs::write(dir.join("file-with-a-longish-name-007.txt"), "sentinel").unwrap();
+    let rep = replay(&trace);
+    assert_replay_matches(&trace, &rec, &rep);
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        left,
+        vec!["file-with-a-longish-name-007.txt".to_string()],
+        "replay re-performed the program's file operations"
+    );
+    let r = Recorded {
+        trace,
+        record: rec,
+        replay: rep,
+    };
+    r.assert_status(0);
+    r.assert_self_checks_pass();
+    r.assert_stdout_contains("count: 300\n");
+    r.assert_stdout_contains("file-with-a-longish-name-299.txt\n");
+    r.assert_stdout_contains("ALL OK\n");
+    let other = scratch_dir("dents-native");
+    let native = native(&[bin.to_str().unwrap(), other.to_str().unwrap()], None);
+    r.assert_record_matches_native(&native, true);
+}
+
+#[test]
+fn pid_ids() {
+    let r = self_checking("pid_ids", &[]);
+    r.assert_stdout_contains("cwd: /");
+    r.assert_stdout_contains("getrlimit NOFILE -> 0 cur=");
+}
+
+#[test]
+fn unsupported() {
+    let bin = compile_c("unsupported");
+    let trace = fresh_trace_path();
+    let rec = record(&trace, &[bin.to_str().unwrap()], None);
+    assert_eq!(rec.status, 81, "{}", rec.describe("record"));
+    assert_eq!(
+        rec.stdout_str(),
+        "before the unsupported syscall\n",
+        "the program must be stopped before the syscall runs\n{}",
+        rec.describe("record")
+    );
+    assert!(
+        rec.stderr_str().contains("kexec_file_load"),
+        "{}",
+        rec.describe("record")
+    );
+    // The trace up to the syscall replays.
+    let rep = replay(&trace);
+    assert_eq!(
+        rep.stdout,
+        rec.stdout,
+        "trace: {}\n{}{}",
+        trace.display(),
+        rec.describe("record"),
+        rep.describe("replay")
+    );
+    assert!(
+        !rep.stderr_str().contains("panicked"),
+        "{}",
+        rep.describe("replay")
+    );
+}
+
+#[test]
+fn echo_hello() {
+    let r = assert_replays_identically(&["/bin/echo", "hello"], None);
+    r.assert_status(0);
+    assert_eq!(r.record.stdout_str(), "hello\n");
+    assert_eq!(r.record.stderr_str(), "");
+}
+
+#[test]
+fn ls_la_usr_bin() {
+    let r = assert_replays_identically(&["/usr/bin/ls", "-la", "/usr/bin"], None);
+    r.assert_status(0);
+    r.assert_stdout_contains(" ls\n");
+    let native = native(&["/usr/bin/ls", "-la", "/usr/bin"], None);
+    r.assert_record_matches_native(&native, true);
+}
+
+#[test]
+fn cat_file() {
+    let dir = scratch_dir("cat");
+    let file = dir.join("input.txt");
+    let mut text = String::new();
+    for i in 0..2000 {
+        text.push_str(&format!("{i:05} some text to cat\n"));
+    }
+    std::fs::write(&file, &text).unwrap();
+    let r = assert_replays_identically(&["/usr/bin/cat", file.to_str().unwrap()], None);
+    r.assert_status(0);
+    assert!(r.record.stdout == text.as_bytes(), "{}", r.describe());
+}
+
+#[test]
+fn date_through_path() {
+    // A bare name: rrpipe looks the program up in PATH.
+    let r = assert_replays_identically(&["date"], None);
+    r.assert_status(0);
+    assert!(!r.record.stdout.is_empty(), "{}", r.describe());
+}
+
+#[test]
+fn python_random_time_urandom() {
+    let r = assert_replays_identically(
+        &[
+            "/usr/bin/python3",
+            "-c",
+            "import random,time,os; print(random.random(), time.time(), os.urandom(8).hex())",
+        ],
+        None,
+    );
+    r.assert_status(0);
+    let out = r.record.stdout_str();
+    assert_eq!(
+        out.split_whitespace().count(),
+        3,
+        "expected three values\n{}",
+        r.describe()
+    );
+}
