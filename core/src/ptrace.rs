@@ -197,10 +197,13 @@ impl Task {
     /// Kills the task and reaps it, ignoring errors: used on the way out.
     pub fn kill(&self) {
         let _ = nix::sys::signal::kill(self.tid, Signal::SIGKILL);
+        // A killed tracee still reports its exit-event stop and waits there
+        // for us.
         while let Ok(status) = waitpid(self.tid, Some(WaitPidFlag::__WALL)) {
             if matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
                 break;
             }
+            let _ = nix::sys::ptrace::cont(self.tid, None);
         }
     }
 

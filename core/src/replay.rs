@@ -182,6 +182,12 @@ impl Replayer {
                     self.session.time
                 )));
             };
+            if std::env::var_os("RRPIPE_DEBUG").is_some() {
+                eprintln!(
+                    "replay: event {} {:?} nr {}",
+                    event.header.time, event.header.kind, event.header.syscall
+                );
+            }
             match &event.data {
                 EventData::Syscall(info) => self.syscall(&event, info)?,
                 EventData::Rdtsc(info) => {
@@ -367,6 +373,12 @@ impl Replayer {
                 Replay::NoReturn => {}
                 Replay::Mmap => self.mmap(event, info)?,
                 Replay::Mremap => self.mremap(event, &regs)?,
+                Replay::ExecuteKeepResult => {
+                    self.execute_unchecked(event, None)?;
+                    let mut after = self.task.regs()?;
+                    after.rax = result as u64;
+                    self.task.set_regs(&after)?;
+                }
                 _ => self.execute(event, None)?,
             }
         }
@@ -375,9 +387,27 @@ impl Replayer {
         self.session.dispatch(event.clone(), &self.task)
     }
 
-    /// Runs the syscall at the entry stop with `changed` registers (if any),
-    /// checks the result, and puts the program's argument registers back.
+    /// Runs the syscall at the entry stop with `changed` registers (if any)
+    /// and checks the result.
     fn execute(&mut self, event: &Event, changed: Option<Regs>) -> Result<()> {
+        let result = self.execute_unchecked(event, changed)?;
+        if result != event.header.result {
+            return Err(self.diverged(
+                event,
+                format!(
+                    "{} returned {:#x} when recorded, {:#x} now",
+                    describe(event),
+                    event.header.result,
+                    result
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs the syscall at the entry stop with `changed` registers (if any)
+    /// and puts the program's argument registers back; returns the result.
+    fn execute_unchecked(&mut self, event: &Event, changed: Option<Regs>) -> Result<i64> {
         let original = self.task.regs()?;
         if let Some(r) = changed {
             self.task.set_regs(&r)?;
@@ -392,17 +422,6 @@ impl Replayer {
         }
         let mut after = self.task.regs()?;
         let result = after.rax as i64;
-        if result != event.header.result {
-            return Err(self.diverged(
-                event,
-                format!(
-                    "{} returned {:#x} when recorded, {:#x} now",
-                    describe(event),
-                    event.header.result,
-                    result
-                ),
-            ));
-        }
         if changed.is_some() {
             after.rdi = original.rdi;
             after.rsi = original.rsi;
@@ -412,7 +431,7 @@ impl Replayer {
             after.r9 = original.r9;
             self.task.set_regs(&after)?;
         }
-        Ok(())
+        Ok(result)
     }
 
     fn mmap(&mut self, event: &Event, info: &SyscallInfo) -> Result<()> {

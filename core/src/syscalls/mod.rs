@@ -91,6 +91,10 @@ pub enum Replay {
     /// Run it again (it shapes kernel state that later execution depends
     /// on: signal handlers, the fs base...) and check the result matches.
     Execute,
+    /// Run it again for its effect, but give the program the recorded
+    /// result: the value is an identifier the kernel assigns anew in replay
+    /// (set_tid_address returns the tid).
+    ExecuteKeepResult,
     /// Never returns to the caller (exit, exit_group): run it.
     NoReturn,
     /// mmap: map the saved file copy or anonymous memory at the recorded
