@@ -85,9 +85,12 @@ pub fn fresh_trace_path() -> PathBuf {
 pub fn rrpipe() -> Command {
     let bin = rrpipe_bin();
     let mut cmd = Command::new(&bin);
+    // `cargo build` puts the plugins next to the binary; `cargo test`
+    // builds them only as core's dev-dependencies, into deps/.
+    let dir = bin.parent().expect("binary has a directory");
     cmd.env(
         "RRPIPE_PLUGIN_PATH",
-        bin.parent().expect("binary has a directory"),
+        std::env::join_paths([dir.to_path_buf(), dir.join("deps")]).unwrap(),
     );
     cmd.current_dir(scratch_dir("cwd"));
     cmd

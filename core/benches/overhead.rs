@@ -1,0 +1,166 @@
+//! Overhead benchmark: native, record and replay times of real workloads,
+//! as ratios to the native run measured in the same invocation, plus trace
+//! sizes.
+//!
+//!     cargo build --release --workspace && cargo bench -p rrpipe
+//!
+//! Everything runs pinned to one CPU (rrpipe pins itself; native runs are
+//! pinned here) so that the ratios compare like with like. Each figure is
+//! the median of several runs. Set RRPIPE_BENCH_RUNS to change the count.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Workload {
+    name: &'static str,
+    argv: Vec<String>,
+}
+
+fn workloads() -> Vec<Workload> {
+    let mut w = vec![Workload {
+        name: "ls -laR /usr/share/doc",
+        argv: vec!["/usr/bin/ls".into(), "-laR".into(), "/usr/share/doc".into()],
+    }];
+    if Path::new("/usr/bin/python3").exists() {
+        w.push(Workload {
+            name: "python3 -c pass (startup)",
+            argv: vec!["/usr/bin/python3".into(), "-c".into(), "pass".into()],
+        });
+    }
+    w
+}
+
+fn rrpipe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rrpipe"))
+}
+
+fn pinned(mut cmd: Command, cpu: usize) -> Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only sched_setaffinity between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            Ok(())
+        });
+    }
+    cmd
+}
+
+fn time(mut cmd: Command) -> Duration {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null());
+    let start = Instant::now();
+    let status = cmd.status().expect("run workload");
+    let took = start.elapsed();
+    assert!(status.success(), "{cmd:?} failed: {status}");
+    took
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn dir_size(dir: &Path) -> (u64, u64) {
+    let mut events = 0;
+    let mut total = 0;
+    for entry in walk(dir) {
+        use std::os::unix::fs::MetadataExt;
+        // Hard links to the program's files cost no space: count copies only.
+        let len = entry
+            .metadata()
+            .map(|m| if m.nlink() > 1 { 0 } else { m.len() })
+            .unwrap_or(0);
+        total += len;
+        if entry.file_name().is_some_and(|n| n == "events") {
+            events = len;
+        }
+    }
+    (events, total)
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn main() {
+    let bin = rrpipe();
+    let plugin_dir = bin.parent().unwrap().to_path_buf();
+    if !plugin_dir.join("librrpipe_trace_writer.so").exists() {
+        eprintln!(
+            "plugins not built next to {}: run `cargo build --release --workspace` first",
+            bin.display()
+        );
+        std::process::exit(2);
+    }
+    let runs: usize = std::env::var("RRPIPE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let cpu = 0;
+    let scratch = std::env::temp_dir().join(format!("rrpipe-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+
+    println!("rrpipe overhead, median of {runs} runs, everything pinned to CPU {cpu}");
+    println!(
+        "{:<28} {:>10} {:>8} {:>8} {:>12} {:>12}",
+        "workload", "native", "record", "replay", "events", "trace*"
+    );
+    for w in workloads() {
+        let native = median(
+            (0..runs)
+                .map(|_| {
+                    let mut c = Command::new(&w.argv[0]);
+                    c.args(&w.argv[1..]);
+                    time(pinned(c, cpu))
+                })
+                .collect(),
+        );
+        let mut record = Vec::new();
+        let mut replay = Vec::new();
+        let mut sizes = (0, 0);
+        for i in 0..runs {
+            let trace = scratch.join(format!("{}-{i}", w.name.split(' ').next().unwrap()));
+            let mut c = Command::new(&bin);
+            c.env("RRPIPE_PLUGIN_PATH", &plugin_dir)
+                .args(["record", "--cpu", &cpu.to_string(), "-o"])
+                .arg(&trace)
+                .arg("--")
+                .args(&w.argv);
+            record.push(time(c));
+            let mut c = Command::new(&bin);
+            c.env("RRPIPE_PLUGIN_PATH", &plugin_dir)
+                .args(["replay", "--cpu", &cpu.to_string()])
+                .arg(&trace);
+            replay.push(time(c));
+            sizes = dir_size(&trace);
+            let _ = std::fs::remove_dir_all(&trace);
+        }
+        let (record, replay) = (median(record), median(replay));
+        let ratio = |d: Duration| d.as_secs_f64() / native.as_secs_f64();
+        println!(
+            "{:<28} {:>8.1}ms {:>7.2}x {:>7.2}x {:>10}KiB {:>10}KiB",
+            w.name,
+            native.as_secs_f64() * 1e3,
+            ratio(record),
+            ratio(replay),
+            sizes.0 / 1024,
+            sizes.1 / 1024
+        );
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    println!("* trace: bytes on disk, not counting hard links to the program's own files");
+}
