@@ -1045,7 +1045,7 @@ mod tests {
     #[test]
     fn flags_override_toml_tracer_keys() {
         let t = Toml::new(
-            "mode = \"replay\"\n[tracer]\ncpu = 1\nredirect_output = false\nfilter_lib = \"w.so\"\nsyscall_buffer = true\n",
+            "mode = \"replay\"\n[tracer]\ncpu = 1\nredirect_output = false\nfilter_lib = \"w.so\"\nsyscall_buffer = false\n",
         );
         let r = replay(&["--config", t.arg()]);
         assert_eq!(

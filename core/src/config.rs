@@ -198,6 +198,15 @@ impl Config {
         let dir = file.parent().unwrap_or(Path::new(""));
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { dir.join(p) };
 
+        if raw.tracer.syscall_buffer == Some(true) {
+            return Err(Error::Config(located(
+                file,
+                text,
+                text.find("syscall_buffer"),
+                "`syscall_buffer = true`: syscall buffering is not implemented in this rrpipe yet",
+            )));
+        }
+
         let mut plugins = Vec::with_capacity(raw.plugin.len());
         for p in raw.plugin {
             let name_at = p.name.span().start;
@@ -317,6 +326,16 @@ mod tests {
     }
 
     #[test]
+    fn syscall_buffer_on_is_refused_with_its_line() {
+        let err = parse("mode = \"record\"\n[tracer]\nsyscall_buffer = true\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(":3:1:") && msg.contains("not implemented"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn full_file() {
         let c = parse(
             r#"
@@ -327,7 +346,7 @@ program = ["./prog", "-x", "arg"]
 [tracer]
 cpu = 1
 redirect_output = false
-syscall_buffer = true
+syscall_buffer = false
 filter_lib = "lib/libwrap.so"
 
 [[plugin]]
@@ -358,7 +377,7 @@ path = "/opt/libabs.so"
             TracerConfig {
                 cpu: Some(1),
                 redirect_output: Some(false),
-                syscall_buffer: Some(true),
+                syscall_buffer: Some(false),
                 filter_lib: Some(PathBuf::from("configs/lib/libwrap.so")),
             }
         );
