@@ -92,6 +92,7 @@ pub fn event_line(event: &Event) -> String {
     let kind = match h.kind {
         EventKind::Exec => "exec",
         EventKind::Syscall => "syscall",
+        EventKind::Blocked => "blocked",
         EventKind::Signal => "signal",
         EventKind::Rdtsc => "rdtsc",
         EventKind::Exit => "exit",
@@ -127,6 +128,7 @@ pub fn event_line(event: &Event) -> String {
             }
             line
         }
+        EventData::Blocked(_) => format!("{} may wait: other tasks run", syscalls::name(h.syscall)),
         EventData::Signal(s) => signal_details(s),
         EventData::Rdtsc(r) => match r.aux.into_option() {
             Some(aux) => format!("rdtscp() = {} aux={aux}", r.tsc),
@@ -310,6 +312,7 @@ mod tests {
             args: [0; 6],
             result: 0,
             signal: 0,
+            flags: 0,
         }
     }
 
@@ -366,6 +369,7 @@ mod tests {
         w.push(&Event {
             header: header(1, EventKind::Exec),
             data: EventData::Exec(ExecInfo {
+                regs: Regs::default(),
                 filename: RString::from("/bin/cat"),
                 exe: RString::from("/usr/bin/cat"),
                 argv: vec![RString::from("/bin/cat"), RString::from("my file")].into(),
@@ -416,6 +420,7 @@ mod tests {
                 errno: 0,
                 addr: 0x10,
                 fatal: true,
+                siginfo: Vec::new().into(),
             }),
         })
         .unwrap();
@@ -520,6 +525,7 @@ mod tests {
             errno: 0,
             addr: 777,
             fatal: false,
+            siginfo: Vec::new().into(),
         };
         assert_eq!(signal_details(&sent), "SIGTERM code=SI_USER pid=777");
         assert_eq!(signal_code(libc::SIGCHLD, 1), "CLD_EXITED");

@@ -113,6 +113,7 @@ fn is_file(name: &str) -> bool {
 /// Record: the state after exec (call after [`prepare`]).
 pub fn capture(
     task: &Task,
+    regs: rrpipe_plugin_api::Regs,
     filename: &str,
     argv: &[String],
     saver: &mut FileSaver,
@@ -150,6 +151,7 @@ pub fn capture(
         }
     }
     Ok(ExecInfo {
+        regs,
         filename: filename.into(),
         exe: exe.into(),
         argv: argv.iter().map(|a| a.as_str().into()).collect(),

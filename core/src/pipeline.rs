@@ -726,6 +726,7 @@ mod tests {
             args: [0; 6],
             result: 0,
             signal: 0,
+            flags: 0,
         }
     }
 

@@ -142,42 +142,7 @@ impl Task {
 
     /// Waits for this task's next stop.
     pub fn wait(&self) -> Result<Stop> {
-        loop {
-            let status = waitpid(self.tid, Some(WaitPidFlag::__WALL))
-                .map_err(|e| self.fail("waitpid", e))?;
-            return Ok(match status {
-                WaitStatus::PtraceSyscall(_) => {
-                    if self.syscall_stop_is_entry()? {
-                        Stop::SyscallEntry
-                    } else {
-                        Stop::SyscallExit
-                    }
-                }
-                WaitStatus::Stopped(_, sig) => Stop::Signal(sig as i32),
-                WaitStatus::PtraceEvent(_, _, ev) => Stop::Event(ev),
-                WaitStatus::Exited(_, code) => Stop::Exited(code),
-                WaitStatus::Signaled(_, sig, _) => Stop::Killed(sig as i32),
-                WaitStatus::Continued(_) | WaitStatus::StillAlive => continue,
-            });
-        }
-    }
-
-    /// Entry or exit, from the kernel rather than by counting (counting
-    /// drifts across sysemu, exec and injected syscalls).
-    fn syscall_stop_is_entry(&self) -> Result<bool> {
-        let mut info: libc::ptrace_syscall_info = unsafe { std::mem::zeroed() };
-        let r = unsafe {
-            libc::ptrace(
-                libc::PTRACE_GET_SYSCALL_INFO,
-                self.tid.as_raw(),
-                std::mem::size_of::<libc::ptrace_syscall_info>(),
-                &mut info as *mut _,
-            )
-        };
-        if r < 0 {
-            return Err(self.fail("PTRACE_GET_SYSCALL_INFO", io::Error::last_os_error()));
-        }
-        Ok(info.op == libc::PTRACE_SYSCALL_INFO_ENTRY)
+        wait_for(self.tid).map(|(_, stop)| stop)
     }
 
     pub fn siginfo(&self) -> Result<libc::siginfo_t> {
@@ -221,6 +186,56 @@ impl Task {
         let bit = 1u64 << (sig - 1);
         Ok((mask("SigCgt:") & bit != 0, mask("SigIgn:") & bit != 0))
     }
+}
+
+/// Waits for the next stop of `tid`, or of any task when `tid` is -1.
+pub fn wait_for(tid: Pid) -> Result<(Pid, Stop)> {
+    loop {
+        let status = waitpid(tid, Some(WaitPidFlag::__WALL))
+            .map_err(|e| Error::internal(format!("waitpid({tid})"), e))?;
+        let Some(pid) = status.pid() else { continue };
+        let stop = match status {
+            WaitStatus::PtraceSyscall(_) => {
+                if syscall_stop_is_entry(pid)? {
+                    Stop::SyscallEntry
+                } else {
+                    Stop::SyscallExit
+                }
+            }
+            WaitStatus::Stopped(_, sig) => Stop::Signal(sig as i32),
+            WaitStatus::PtraceEvent(_, _, ev) => Stop::Event(ev),
+            WaitStatus::Exited(_, code) => Stop::Exited(code),
+            WaitStatus::Signaled(_, sig, _) => Stop::Killed(sig as i32),
+            WaitStatus::Continued(_) | WaitStatus::StillAlive => continue,
+        };
+        return Ok((pid, stop));
+    }
+}
+
+/// Waits for the next stop of any traced task.
+pub fn wait_any() -> Result<(Pid, Stop)> {
+    wait_for(Pid::from_raw(-1))
+}
+
+/// Entry or exit, from the kernel rather than by counting (counting drifts
+/// across sysemu, exec and injected syscalls).
+fn syscall_stop_is_entry(tid: Pid) -> Result<bool> {
+    let mut info: libc::ptrace_syscall_info = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GET_SYSCALL_INFO,
+            tid.as_raw(),
+            std::mem::size_of::<libc::ptrace_syscall_info>(),
+            &mut info as *mut _,
+        )
+    };
+    if r < 0 {
+        return Err(Error::internal(
+            format!("PTRACE_GET_SYSCALL_INFO of task {tid}"),
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(info.op == libc::PTRACE_SYSCALL_INFO_ENTRY)
 }
 
 impl crate::syscalls::MemRead for Task {

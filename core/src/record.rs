@@ -2,25 +2,27 @@
 //! and trapped instruction, and turn each into an event carrying what
 //! replay needs to reproduce it.
 
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rrpipe_plugin_api::trace::{write_header, TraceHeader};
 use rrpipe_plugin_api::{
-    AbortInfo, EventData, ExitInfo, MemBlock, Mode, RdtscInfo, Regs, SavedFile, SignalInfo,
-    SyscallInfo,
+    flags, AbortInfo, BlockedInfo, EventData, ExitInfo, MemBlock, Mode, RdtscInfo, Regs, SavedFile,
+    SignalInfo, SyscallInfo,
 };
 
 use crate::cli::RecordOptions;
 use crate::config::PluginSpec;
-use crate::error::{exit_code, Error, Result};
+use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::ptrace::{Resume, Stop, Task};
 use crate::session::Session;
 use crate::syscalls::{self, Access, Arg, Replay};
 use crate::tracedir::{self, FileSaver};
 use crate::{exec, rdtsc, spawn};
+use nix::unistd::Pid;
 
 /// Longest path string captured from a syscall argument.
 const MAX_PATH: usize = 4096;
@@ -82,12 +84,7 @@ pub fn run(opts: &RecordOptions) -> Result<i32> {
         stdin: None,
     };
     let task = spawn::spawn(&spec)?;
-    let mut rec = Recorder {
-        task,
-        session: Session::new(pipeline),
-        saver,
-        pending: None,
-    };
+    let mut rec = Recorder::new(task, Session::new(pipeline), saver);
     let outcome = rec.record(&filename, &argv);
     rec.finish(&dir, outcome)
 }
@@ -117,100 +114,290 @@ struct Pending {
     regs: Regs,
     inputs: Vec<MemBlock>,
     replay: Replay,
+    /// execve's argv, read at entry (the old image is gone at exit).
+    argv: Vec<String>,
 }
 
-struct Recorder {
+/// Where a task is in the serialized schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Stopped at an event; runs when scheduled.
+    Stopped,
+    /// The one task running user code.
+    Running,
+    /// Inside a syscall that may wait for others; its exit stop will come
+    /// while other tasks run.
+    InKernel,
+    /// Created by clone/fork; its first stop has not arrived yet.
+    Starting,
+}
+
+struct RecTask {
     task: Task,
+    pending: Option<Pending>,
+    state: State,
+    /// Signal to deliver when it next resumes.
+    signal: i32,
+    /// An execve is under way (its exec event stop was seen).
+    execed: bool,
+}
+
+impl RecTask {
+    fn new(task: Task, state: State) -> RecTask {
+        RecTask {
+            task,
+            pending: None,
+            state,
+            signal: 0,
+            execed: false,
+        }
+    }
+}
+
+/// Records a tree of tasks, one running user code at a time: the running
+/// task keeps the CPU until it enters a syscall that may wait for another
+/// task; then the next stopped task (round robin) runs. Every decision is
+/// visible in the trace as the order of events, which replay follows.
+struct Recorder {
+    /// (device, inode) of rrpipe's own stdout and stderr: writes reaching
+    /// them are what replay's output redirector prints.
+    console: [Option<(u64, u64)>; 2],
+    tasks: BTreeMap<i32, RecTask>,
+    current: Option<i32>,
+    initial: i32,
+    /// The initial process's status once it ended.
+    initial_status: Option<Outcome>,
     session: Session,
     saver: FileSaver,
-    pending: Option<Pending>,
 }
 
 /// How the recorded program ended.
+#[derive(Clone, Copy)]
 enum Outcome {
     Exited(i32),
     Killed(i32),
 }
 
 impl Recorder {
-    fn tid(&self) -> i32 {
-        self.task.tid.as_raw()
+    fn new(task: Task, session: Session, saver: FileSaver) -> Recorder {
+        let tid = task.tid.as_raw();
+        let mut tasks = BTreeMap::new();
+        tasks.insert(tid, RecTask::new(task, State::Stopped));
+        let identity = |fd: i32| {
+            nix::sys::stat::fstat(fd)
+                .ok()
+                .map(|st| (st.st_dev, st.st_ino))
+        };
+        Recorder {
+            console: [identity(1), identity(2)],
+            tasks,
+            current: None,
+            initial: tid,
+            initial_status: None,
+            session,
+            saver,
+        }
     }
 
-    fn emit(&mut self, data: EventData, result: i64) -> Result<()> {
-        let event = self.session.next_event(self.tid(), data, result);
-        self.session.dispatch(event, &self.task)
+    fn t(&self, tid: i32) -> &RecTask {
+        &self.tasks[&tid]
     }
 
-    fn unsupported(&self, what: String) -> Error {
+    fn t_mut(&mut self, tid: i32) -> &mut RecTask {
+        self.tasks.get_mut(&tid).expect("known task")
+    }
+
+    fn emit(&mut self, tid: i32, data: EventData, result: i64) -> Result<()> {
+        let event = self.session.next_event(tid, data, result);
+        let task = &self.tasks[&tid].task;
+        self.session.dispatch(event, task)
+    }
+
+    fn unsupported(&self, tid: i32, what: String) -> Error {
         Error::Unsupported {
             what,
             time: self.session.time + 1,
-            tid: self.tid(),
+            tid,
         }
+    }
+
+    /// Lets task `tid` run (it becomes or stays the current task).
+    fn run_task(&mut self, tid: i32) -> Result<()> {
+        let t = self.t_mut(tid);
+        let signal = std::mem::take(&mut t.signal);
+        t.state = State::Running;
+        t.task.resume(Resume::Syscall, signal)?;
+        self.current = Some(tid);
+        Ok(())
+    }
+
+    /// The stopped task after `after` in tid order, wrapping around.
+    fn next_stopped(&self, after: i32) -> Option<i32> {
+        let stopped = |(&tid, t): (&i32, &RecTask)| (t.state == State::Stopped).then_some(tid);
+        self.tasks
+            .range(after + 1..)
+            .find_map(stopped)
+            .or_else(|| self.tasks.range(..=after).find_map(stopped))
     }
 
     fn record(&mut self, filename: &str, argv: &[String]) -> Result<Outcome> {
-        exec::prepare(&self.task)?;
-        let info = exec::capture(&self.task, filename, argv, &mut self.saver)?;
-        self.emit(EventData::Exec(info), 0)?;
-        let mut signal = 0;
+        let tid = self.initial;
+        exec::prepare(&self.t(tid).task)?;
+        let info = exec::capture(
+            &self.tasks[&tid].task,
+            Regs::default(),
+            filename,
+            argv,
+            &mut self.saver,
+        )?;
+        self.emit(tid, EventData::Exec(info), 0)?;
+        self.run_task(tid)?;
+        let mut last = tid;
         loop {
-            self.task.resume(Resume::Syscall, signal)?;
-            signal = 0;
-            match self.task.wait()? {
-                Stop::SyscallEntry => self.syscall_entry()?,
-                Stop::SyscallExit => self.syscall_exit()?,
-                Stop::Signal(sig) => signal = self.signal(sig)?,
-                Stop::Event(libc::PTRACE_EVENT_EXIT) => {
-                    let status = self.task.event_msg()? as i32;
-                    let info = if libc::WIFSIGNALED(status) {
-                        ExitInfo {
-                            code: 0,
-                            signal: libc::WTERMSIG(status),
-                        }
-                    } else {
-                        ExitInfo {
-                            code: libc::WEXITSTATUS(status),
-                            signal: 0,
-                        }
-                    };
-                    let result = info.code as i64;
-                    self.emit(EventData::Exit(info), result)?;
+            if self.current.is_none() {
+                if let Some(next) = self.next_stopped(last) {
+                    last = next;
+                    self.run_task(next)?;
                 }
-                Stop::Event(_) => {}
-                Stop::Exited(code) => return Ok(Outcome::Exited(code)),
-                Stop::Killed(sig) => return Ok(Outcome::Killed(sig)),
             }
+            if self.tasks.is_empty() {
+                break;
+            }
+            let (pid, stop) = crate::ptrace::wait_any()?;
+            let tid = pid.as_raw();
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.tasks.entry(tid) {
+                // A new task whose creation event has not been seen yet.
+                slot.insert(RecTask::new(Task::new(pid)?, State::Starting));
+            }
+            self.handle(tid, stop)?;
+            if let Some(outcome) = self.initial_status {
+                // The initial process ended: the recording ends with it.
+                for (_, t) in std::mem::take(&mut self.tasks) {
+                    t.task.kill();
+                }
+                return Ok(outcome);
+            }
+        }
+        Ok(self.initial_status.unwrap_or(Outcome::Exited(0)))
+    }
+
+    /// Resumes `tid` after an event if it is the running task; otherwise it
+    /// waits, stopped, for its turn.
+    fn continue_or_park(&mut self, tid: i32) -> Result<()> {
+        if self.current == Some(tid) {
+            self.run_task(tid)
+        } else {
+            self.t_mut(tid).state = State::Stopped;
+            Ok(())
         }
     }
 
-    fn syscall_entry(&mut self) -> Result<()> {
-        let mut regs = self.task.regs()?;
+    fn handle(&mut self, tid: i32, stop: Stop) -> Result<()> {
+        match stop {
+            Stop::SyscallEntry => self.syscall_entry(tid),
+            Stop::SyscallExit => {
+                self.syscall_exit(tid)?;
+                self.continue_or_park(tid)
+            }
+            Stop::Signal(sig) => {
+                if self.t(tid).state == State::Starting && sig == libc::SIGSTOP {
+                    // The stop every new task starts with.
+                    self.t_mut(tid).state = State::Stopped;
+                    return Ok(());
+                }
+                let deliver = self.signal(tid, sig)?;
+                self.t_mut(tid).signal = deliver;
+                self.continue_or_park(tid)
+            }
+            Stop::Event(libc::PTRACE_EVENT_EXIT) => {
+                let status = self.t(tid).task.event_msg()? as i32;
+                let info = if libc::WIFSIGNALED(status) {
+                    ExitInfo {
+                        code: 0,
+                        signal: libc::WTERMSIG(status),
+                    }
+                } else {
+                    ExitInfo {
+                        code: libc::WEXITSTATUS(status),
+                        signal: 0,
+                    }
+                };
+                let result = info.code as i64;
+                self.emit(tid, EventData::Exit(info), 0.max(result))?;
+                // Let it die; its parent may be waiting for it.
+                let t = self.t_mut(tid);
+                t.state = State::InKernel;
+                t.task.resume(Resume::Cont, 0)?;
+                if self.current == Some(tid) {
+                    self.current = None;
+                }
+                Ok(())
+            }
+            Stop::Event(
+                ev
+                @ (libc::PTRACE_EVENT_CLONE | libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK),
+            ) => {
+                let child = self.t(tid).task.event_msg()? as i32;
+                self.tasks.entry(child).or_insert(RecTask::new(
+                    Task::new(Pid::from_raw(child))?,
+                    State::Starting,
+                ));
+                let t = self.t_mut(tid);
+                if ev == libc::PTRACE_EVENT_VFORK {
+                    // The parent sleeps in the kernel until the child execs
+                    // or exits: the child runs next.
+                    t.state = State::InKernel;
+                    t.task.resume(Resume::Syscall, 0)?;
+                    self.current = None;
+                    Ok(())
+                } else {
+                    t.task.resume(Resume::Syscall, 0)
+                }
+            }
+            Stop::Event(libc::PTRACE_EVENT_EXEC) => {
+                let t = self.t_mut(tid);
+                t.execed = true;
+                t.task.reopen_mem()?;
+                t.task.resume(Resume::Syscall, 0)
+            }
+            Stop::Event(_) => self.t(tid).task.resume(Resume::Syscall, 0),
+            Stop::Exited(code) => self.ended(tid, Outcome::Exited(code)),
+            Stop::Killed(sig) => self.ended(tid, Outcome::Killed(sig)),
+        }
+    }
+
+    fn ended(&mut self, tid: i32, outcome: Outcome) -> Result<()> {
+        self.tasks.remove(&tid);
+        if self.current == Some(tid) {
+            self.current = None;
+        }
+        if tid == self.initial {
+            self.initial_status = Some(outcome);
+        }
+        Ok(())
+    }
+
+    fn syscall_entry(&mut self, tid: i32) -> Result<()> {
+        let task = &self.t(tid).task;
+        let mut regs = task.regs()?;
         let nr = regs.orig_rax as i64;
         let args = regs.syscall_args();
         let spec = syscalls::lookup(nr).ok_or_else(|| {
-            self.unsupported(format!("syscall {} (number {nr})", syscalls::name(nr)))
+            self.unsupported(tid, format!("syscall {} (number {nr})", syscalls::name(nr)))
         })?;
         let replay = spec
             .replay_for(&args)
-            .map_err(|what| self.unsupported(format!("{what} in {}", spec.name)))?;
+            .map_err(|what| self.unsupported(tid, format!("{what} in {}", spec.name)))?;
         if let Access::Custom(_) = spec.writes {
             // Custom accessors refuse what they cannot describe (an unknown
             // ioctl request): better now than after it ran.
-            syscalls::ranges(&spec.writes, &args, 0, &self.task)
-                .map_err(|what| self.unsupported(format!("{what} in {}", spec.name)))?;
-        }
-        if replay == Replay::Exec {
-            return Err(self.unsupported(format!(
-                "{} from a traced program (process trees are not recorded yet)",
-                spec.name
-            )));
+            syscalls::ranges(&spec.writes, &args, 0, task)
+                .map_err(|what| self.unsupported(tid, format!("{what} in {}", spec.name)))?;
         }
         let mut inputs = Vec::new();
         for (i, kind) in spec.args.iter().enumerate() {
             if *kind == Arg::Path && args[i] != 0 {
-                if let Ok(s) = self.task.read_cstring(args[i], MAX_PATH) {
+                if let Ok(s) = task.read_cstring(args[i], MAX_PATH) {
                     inputs.push(MemBlock {
                         addr: args[i],
                         data: s.into(),
@@ -226,52 +413,87 @@ impl Recorder {
                     outputs: Vec::new().into(),
                     file: None.into(),
                 };
-                self.emit(EventData::Syscall(info), 0)?;
+                self.emit(tid, EventData::Syscall(info), 0)?;
+                return self.run_task_if_current(tid);
             }
             Replay::Deny(_) => {
                 let entry = regs;
                 regs.orig_rax = u64::MAX; // skipped by the kernel
-                self.task.set_regs(&regs)?;
-                self.pending = Some(Pending {
+                task.set_regs(&regs)?;
+                self.t_mut(tid).pending = Some(Pending {
                     regs: entry,
                     inputs,
                     replay,
+                    argv: Vec::new(),
                 });
             }
             _ => {
-                self.pending = Some(Pending {
+                let argv = if replay == Replay::Exec {
+                    read_argv(task, regs.rsi)?
+                } else {
+                    Vec::new()
+                };
+                self.t_mut(tid).pending = Some(Pending {
                     regs,
                     inputs,
                     replay,
+                    argv,
                 })
             }
         }
-        Ok(())
+        if syscalls::may_block(nr) && self.tasks.len() > 1 {
+            // A scheduling point: others run while this one waits.
+            self.emit(tid, EventData::Blocked(BlockedInfo { regs }), 0)?;
+            let t = self.t_mut(tid);
+            t.state = State::InKernel;
+            t.task.resume(Resume::Syscall, 0)?;
+            if self.current == Some(tid) {
+                self.current = None;
+            }
+            return Ok(());
+        }
+        self.run_task_if_current(tid)
     }
 
-    fn syscall_exit(&mut self) -> Result<()> {
-        let Some(p) = self.pending.take() else {
-            // The exit of a syscall whose entry we did not see (only the
-            // first execve's, consumed by spawn): nothing to record.
+    /// Lets a task that is in the middle of a syscall go on into the kernel.
+    fn run_task_if_current(&mut self, tid: i32) -> Result<()> {
+        if self.current == Some(tid) {
+            self.run_task(tid)
+        } else {
+            let t = self.t_mut(tid);
+            t.state = State::InKernel;
+            t.task.resume(Resume::Syscall, 0)
+        }
+    }
+
+    fn syscall_exit(&mut self, tid: i32) -> Result<()> {
+        let Some(p) = self.t_mut(tid).pending.take() else {
+            // The exit of a syscall whose entry we did not see (the first
+            // execve's, consumed by spawn): nothing to record.
             return Ok(());
         };
+        let task = &self.t(tid).task;
         let nr = p.regs.orig_rax as i64;
         let args = p.regs.syscall_args();
         let spec = syscalls::lookup(nr).expect("entry checked the table");
-        let mut regs = self.task.regs()?;
+        let mut regs = task.regs()?;
         if let Replay::Deny(errno) = p.replay {
             regs.rax = (-(errno as i64)) as u64;
-            self.task.set_regs(&regs)?;
+            task.set_regs(&regs)?;
         }
         let result = regs.rax as i64;
         let failed = (-4095..0).contains(&result);
+        if p.replay == Replay::Exec && !failed && std::mem::take(&mut self.t_mut(tid).execed) {
+            return self.exec_done(tid, p);
+        }
+        let task = &self.t(tid).task;
         let mut outputs = Vec::new();
         let mut file = None;
         if !failed {
-            let ranges = syscalls::ranges(&spec.writes, &args, result, &self.task)
+            let ranges = syscalls::ranges(&spec.writes, &args, result, task)
                 .map_err(|e| Error::Internal(format!("{} output: {e}", spec.name)))?;
             for (addr, len) in ranges {
-                let data = self.task.read_mem(addr, len as usize).map_err(|e| {
+                let data = task.read_mem(addr, len as usize).map_err(|e| {
                     Error::Internal(format!("{} output at {addr:#x}+{len}: {e}", spec.name))
                 })?;
                 outputs.push(MemBlock {
@@ -280,7 +502,7 @@ impl Recorder {
                 });
             }
             if p.replay == Replay::Mmap && args[3] & libc::MAP_ANONYMOUS as u64 == 0 {
-                file = self.save_mapped_file(&args)?;
+                file = self.save_mapped_file(tid, &args)?;
             }
         }
         let info = SyscallInfo {
@@ -289,12 +511,46 @@ impl Recorder {
             outputs: outputs.into(),
             file: file.into(),
         };
-        self.emit(EventData::Syscall(info), result)
+        let mut event = self
+            .session
+            .next_event(tid, EventData::Syscall(info), result);
+        if result > 0 && is_write(nr) {
+            event.header.flags = self.console_flags(tid, args[0] as i32);
+        }
+        let task = &self.tasks[&tid].task;
+        self.session.dispatch(event, task)
     }
 
-    fn save_mapped_file(&mut self, args: &[u64; 6]) -> Result<Option<SavedFile>> {
+    /// Which of rrpipe's own output streams fd `fd` of task `tid` is.
+    fn console_flags(&self, tid: i32, fd: i32) -> u32 {
+        let Ok(st) = nix::sys::stat::stat(format!("/proc/{tid}/fd/{fd}").as_str()) else {
+            return 0;
+        };
+        let id = Some((st.st_dev, st.st_ino));
+        match (id == self.console[0], id == self.console[1]) {
+            (true, true) if fd == 2 => flags::STDERR,
+            (true, _) => flags::STDOUT,
+            (false, true) => flags::STDERR,
+            (false, false) => 0,
+        }
+    }
+
+    /// The program replaced itself: set up and capture the new image.
+    fn exec_done(&mut self, tid: i32, p: Pending) -> Result<()> {
+        let task = &self.tasks[&tid].task;
+        exec::prepare(task)?;
+        let filename = p
+            .inputs
+            .first()
+            .map(|b| String::from_utf8_lossy(&b.data).into_owned())
+            .unwrap_or_default();
+        let info = exec::capture(task, p.regs, &filename, &p.argv, &mut self.saver)?;
+        self.emit(tid, EventData::Exec(info), 0)
+    }
+
+    fn save_mapped_file(&mut self, tid: i32, args: &[u64; 6]) -> Result<Option<SavedFile>> {
         let fd = args[4] as i32;
-        let link = format!("/proc/{}/fd/{fd}", self.tid());
+        let link = format!("/proc/{tid}/fd/{fd}");
         let original = std::fs::read_link(&link)
             .map_err(|e| Error::internal(format!("mapped fd {fd}"), e))?
             .to_string_lossy()
@@ -306,39 +562,50 @@ impl Recorder {
     }
 
     /// A signal-delivery stop; returns the signal to deliver.
-    fn signal(&mut self, sig: i32) -> Result<i32> {
-        let regs = self.task.regs()?;
+    fn signal(&mut self, tid: i32, sig: i32) -> Result<i32> {
+        let task = &self.t(tid).task;
+        let regs = task.regs()?;
         if sig == libc::SIGSEGV {
-            if let Some(insn) = rdtsc::decode(&self.task, regs.rip) {
+            if let Some(insn) = rdtsc::decode(task, regs.rip) {
                 let (tsc, aux) = rdtsc::read_counter(insn);
-                self.task.set_regs(&rdtsc::emulate(&regs, insn, tsc, aux))?;
+                task.set_regs(&rdtsc::emulate(&regs, insn, tsc, aux))?;
                 let info = RdtscInfo {
                     regs,
                     tsc,
                     aux: aux.into(),
                 };
-                self.emit(EventData::Rdtsc(info), 0)?;
+                self.emit(tid, EventData::Rdtsc(info), 0)?;
                 return Ok(0);
             }
         }
-        let Ok(si) = self.task.siginfo() else {
+        let Ok(si) = task.siginfo() else {
             // A group-stop (SIGSTOP and friends), not a delivery.
             return Ok(0);
         };
+        // SAFETY: siginfo_t is plain data, 128 bytes.
+        let raw = unsafe {
+            std::slice::from_raw_parts(
+                &si as *const libc::siginfo_t as *const u8,
+                std::mem::size_of::<libc::siginfo_t>(),
+            )
+        }
+        .to_vec();
         let info = SignalInfo {
             regs,
             signo: sig,
             code: si.si_code,
             errno: si.si_errno,
             addr: unsafe { si.si_addr() } as u64,
-            fatal: self.is_fatal(sig)?,
+            fatal: self.is_fatal(tid, sig)?,
+            siginfo: raw.into(),
         };
-        self.emit(EventData::Signal(info), 0)?;
+        self.emit(tid, EventData::Signal(info), 0)?;
         Ok(sig)
     }
 
-    fn is_fatal(&self, sig: i32) -> Result<bool> {
+    fn is_fatal(&self, tid: i32, sig: i32) -> Result<bool> {
         let (caught, ignored) = self
+            .t(tid)
             .task
             .signal_disposition(sig)
             .map_err(|e| Error::internal("read signal disposition", e))?;
@@ -357,16 +624,20 @@ impl Recorder {
             Ok(Outcome::Killed(sig)) => Ok(128 + sig),
             Err(e) => {
                 let code = e.exit_code();
-                if matches!(e, Error::Unsupported { .. }) || code == exit_code::INTERRUPTED {
+                if let Error::Unsupported { tid, .. } = e {
                     let info = AbortInfo {
                         reason: e.to_string().into(),
                         exit_code: code,
                     };
                     // The task is stopped at the syscall entry: its state is
                     // valid for plugins.
-                    let _ = self.emit(EventData::Abort(info), 0);
+                    if self.tasks.contains_key(&tid) {
+                        let _ = self.emit(tid, EventData::Abort(info), 0);
+                    }
                 }
-                self.task.kill();
+                for (_, t) in std::mem::take(&mut self.tasks) {
+                    t.task.kill();
+                }
                 Err(e)
             }
         };
@@ -399,4 +670,35 @@ impl Recorder {
             (Ok(code), None) => Ok(code),
         }
     }
+}
+
+/// Syscalls that write a buffer to a file descriptor.
+fn is_write(nr: i64) -> bool {
+    matches!(
+        nr,
+        libc::SYS_write
+            | libc::SYS_writev
+            | libc::SYS_pwrite64
+            | libc::SYS_pwritev
+            | libc::SYS_pwritev2
+    )
+}
+
+/// Reads a NULL-terminated argv array from tracee memory.
+fn read_argv(task: &Task, at: u64) -> Result<Vec<String>> {
+    let mut argv = Vec::new();
+    for i in 0..4096u64 {
+        let raw = task
+            .read_mem(at + i * 8, 8)
+            .map_err(|e| Error::internal("read execve argv", e))?;
+        let ptr = u64::from_le_bytes(raw[..8].try_into().unwrap());
+        if ptr == 0 {
+            break;
+        }
+        let s = task
+            .read_cstring(ptr, MAX_PATH)
+            .map_err(|e| Error::internal("read execve argument", e))?;
+        argv.push(String::from_utf8_lossy(&s).into_owned());
+    }
+    Ok(argv)
 }

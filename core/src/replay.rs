@@ -5,6 +5,7 @@
 //! event is checked (syscall number, arguments, path strings, registers)
 //! and the first difference stops replay with a report.
 
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -64,15 +65,21 @@ pub fn run(opts: &ReplayOptions) -> Result<i32> {
     let stage = ExecStage::new(&dir, exec_info)?;
     let devnull = std::fs::File::open("/dev/null").map_err(|e| Error::internal("/dev/null", e))?;
     let task = spawn::spawn(&stage.spawn_spec(&header, cpu, devnull.as_raw_fd())?)?;
+    let initial = first.header.tid;
+    let mut tasks = HashMap::new();
+    tasks.insert(initial, RepTask::new(task));
     let mut replayer = Replayer {
-        task,
+        tasks,
+        cur: initial,
+        initial,
+        initial_status: None,
         session: Session::new(pipeline),
         dir,
-        signal: 0,
+        stage,
     };
     let outcome = replayer.replay(first, &mut events);
-    if outcome.is_err() {
-        replayer.task.kill();
+    for (_, t) in replayer.tasks.drain() {
+        t.task.kill();
     }
     let finished = replayer.session.pipeline.finish();
     let code = outcome?;
@@ -92,6 +99,21 @@ struct ExecStage {
 
 impl ExecStage {
     fn new(trace_dir: &Path, info: &ExecInfo) -> Result<ExecStage> {
+        let dir = std::env::temp_dir().join(format!("rrpipe-replay-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::internal(format!("create {}", dir.display()), e))?;
+        let mut stage = ExecStage {
+            dir,
+            relative: String::new(),
+        };
+        stage.relative = stage.stage(trace_dir, info)?;
+        Ok(stage)
+    }
+
+    /// Links the saved executable of `info` into the stage; returns the
+    /// path to hand execve, relative to the stage (every replayed process
+    /// has it as working directory: the program's chdir calls are emulated).
+    fn stage(&self, trace_dir: &Path, info: &ExecInfo) -> Result<String> {
         let saved = exec::saved_copy(info, info.exe.as_str()).ok_or_else(|| {
             Error::BadTrace(format!("trace lacks the saved executable {}", info.exe))
         })?;
@@ -116,14 +138,13 @@ impl ExecStage {
                 format!("{pad}/{base}")
             }
         };
-        let dir = std::env::temp_dir().join(format!("rrpipe-replay-{}", std::process::id()));
-        let link = dir.join(&relative);
-        std::fs::create_dir_all(link.parent().unwrap_or(&dir))
-            .map_err(|e| Error::internal(format!("create {}", dir.display()), e))?;
+        let link = self.dir.join(&relative);
+        std::fs::create_dir_all(link.parent().unwrap_or(&self.dir))
+            .map_err(|e| Error::internal(format!("create {}", self.dir.display()), e))?;
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(&target, &link)
             .map_err(|e| Error::internal(format!("link {}", link.display()), e))?;
-        Ok(ExecStage { dir, relative })
+        Ok(relative)
     }
 
     fn spawn_spec(&self, header: &TraceHeader, cpu: usize, stdin: i32) -> Result<spawn::SpawnSpec> {
@@ -149,15 +170,55 @@ impl Drop for ExecStage {
     }
 }
 
-struct Replayer {
+/// A replayed task, known by its recorded tid.
+struct RepTask {
     task: Task,
-    session: Session,
-    dir: PathBuf,
     /// Signal to deliver at the next resume.
     signal: i32,
+    /// Stopped at the entry of the syscall of its next event (a `Blocked`
+    /// event brought it there).
+    at_entry: bool,
+    /// Inside a vfork: it comes back when its child execs or exits.
+    in_kernel: bool,
+}
+
+impl RepTask {
+    fn new(task: Task) -> RepTask {
+        RepTask {
+            task,
+            signal: 0,
+            at_entry: false,
+            in_kernel: false,
+        }
+    }
+}
+
+struct Replayer {
+    /// By recorded tid.
+    tasks: HashMap<i32, RepTask>,
+    /// The task of the event being replayed.
+    cur: i32,
+    initial: i32,
+    initial_status: Option<i32>,
+    session: Session,
+    dir: PathBuf,
+    stage: ExecStage,
 }
 
 impl Replayer {
+    fn task(&self) -> &Task {
+        &self.tasks[&self.cur].task
+    }
+
+    fn dispatch(&mut self, event: Event) -> Result<()> {
+        let task = &self.tasks[&self.cur].task;
+        self.session.dispatch(event, task)
+    }
+
+    fn t_mut(&mut self) -> &mut RepTask {
+        self.tasks.get_mut(&self.cur).expect("known task")
+    }
+
     fn diverged(&self, event: &Event, detail: String) -> Error {
         Error::Divergence {
             time: event.header.time,
@@ -170,47 +231,82 @@ impl Replayer {
         let EventData::Exec(info) = &first.data else {
             unreachable!()
         };
-        exec::prepare(&self.task)?;
-        if let Err(detail) = exec::restore(&self.task, info, &self.dir)? {
+        exec::prepare(self.task())?;
+        if let Err(detail) = exec::restore(self.task(), info, &self.dir)? {
             return Err(self.diverged(&first, detail));
         }
-        self.session.dispatch(first, &self.task)?;
+        self.dispatch(first)?;
         loop {
             let Some(event) = events.next_event()? else {
-                return Err(Error::BadTrace(format!(
-                    "the trace ends after event {} before the program exited (was the recording killed?)",
-                    self.session.time
-                )));
+                return self.initial_status.ok_or_else(|| {
+                    Error::BadTrace(format!(
+                        "the trace ends after event {} before the program exited (was the recording killed?)",
+                        self.session.time
+                    ))
+                });
             };
             if std::env::var_os("RRPIPE_DEBUG").is_some() {
                 eprintln!(
-                    "replay: event {} {:?} nr {}",
-                    event.header.time, event.header.kind, event.header.syscall
+                    "replay: event {} tid {} {:?} nr {}",
+                    event.header.time, event.header.tid, event.header.kind, event.header.syscall
                 );
             }
+            if !self.tasks.contains_key(&event.header.tid) {
+                return Err(Error::BadTrace(format!(
+                    "event {} belongs to task {}, which the trace never created",
+                    event.header.time, event.header.tid
+                )));
+            }
+            self.cur = event.header.tid;
             match &event.data {
                 EventData::Syscall(info) => self.syscall(&event, info)?,
+                EventData::Blocked(info) => self.blocked(&event, &info.regs)?,
                 EventData::Rdtsc(info) => {
                     self.run_to_signal(&event, libc::SIGSEGV, &info.regs)?;
-                    let insn = rdtsc::decode(&self.task, info.regs.rip).ok_or_else(|| {
+                    let insn = rdtsc::decode(self.task(), info.regs.rip).ok_or_else(|| {
                         self.diverged(&event, format!("no rdtsc at {:#x}", info.regs.rip))
                     })?;
                     let aux = info.aux.into_option();
-                    self.task
+                    self.task()
                         .set_regs(&rdtsc::emulate(&info.regs, insn, info.tsc, aux))?;
-                    self.session.dispatch(event, &self.task)?;
+                    self.dispatch(event)?;
                 }
                 EventData::Signal(info) => {
+                    if !is_fault(info.signo) || info.code <= 0 {
+                        // Sent by someone (a task, the kernel for a child's
+                        // exit, a user): replay sends it again.
+                        let sig = nix::sys::signal::Signal::try_from(info.signo)
+                            .map_err(|e| Error::BadTrace(format!("signal {}: {e}", info.signo)))?;
+                        let r = unsafe {
+                            libc::syscall(
+                                libc::SYS_tgkill,
+                                self.task().tid.as_raw(),
+                                self.task().tid.as_raw(),
+                                sig as i32,
+                            )
+                        };
+                        if r != 0 {
+                            return Err(Error::internal("tgkill", std::io::Error::last_os_error()));
+                        }
+                    }
                     self.run_to_signal(&event, info.signo, &info.regs)?;
-                    self.signal = info.signo;
-                    self.session.dispatch(event, &self.task)?;
+                    if info.siginfo.len() == std::mem::size_of::<libc::siginfo_t>() {
+                        // SAFETY: 128 recorded bytes of a siginfo_t.
+                        let si: libc::siginfo_t = unsafe {
+                            std::ptr::read_unaligned(info.siginfo.as_ptr() as *const libc::siginfo_t)
+                        };
+                        nix::sys::ptrace::setsiginfo(self.task().tid, &si)
+                            .map_err(|e| Error::internal("PTRACE_SETSIGINFO", e))?;
+                    }
+                    self.t_mut().signal = info.signo;
+                    self.dispatch(event)?;
                 }
                 EventData::Exit(info) => {
                     let (code, signal) = (info.code, info.signal);
                     self.resume_to(&event, Resume::Syscall, |s| {
                         matches!(s, Stop::Event(libc::PTRACE_EVENT_EXIT))
                     })?;
-                    let status = self.task.event_msg()? as i32;
+                    let status = self.task().event_msg()? as i32;
                     let seen = if libc::WIFSIGNALED(status) {
                         (0, libc::WTERMSIG(status))
                     } else {
@@ -222,35 +318,132 @@ impl Replayer {
                             format!("recorded exit (code {code}, signal {signal}), replay exits with {seen:?}"),
                         ));
                     }
-                    self.session.dispatch(event, &self.task)?;
-                    self.task.resume(Resume::Cont, 0)?;
-                    return Ok(match self.task.wait()? {
-                        Stop::Killed(sig) => 128 + sig,
-                        Stop::Exited(code) => code,
-                        other => {
-                            return Err(Error::Internal(format!(
-                                "task did not end after its exit stop: {other:?}"
-                            )))
+                    self.dispatch(event)?;
+                    let t = self.tasks.remove(&self.cur).expect("known task");
+                    t.task.resume(Resume::Cont, 0)?;
+                    let status = loop {
+                        match t.task.wait()? {
+                            Stop::Killed(sig) => break 128 + sig,
+                            Stop::Exited(code) => break code,
+                            // Signals racing with the exit.
+                            _ => t.task.resume(Resume::Cont, 0)?,
                         }
-                    });
+                    };
+                    if self.cur == self.initial {
+                        self.initial_status = Some(status);
+                    }
                 }
                 EventData::Abort(info) => {
                     let (reason, code) = (info.reason.to_string(), info.exit_code);
-                    self.session.dispatch(event, &self.task)?;
-                    self.task.kill();
+                    self.dispatch(event)?;
                     eprintln!(
                         "rrpipe: replay reached the end of an interrupted recording: {reason}"
                     );
                     return Ok(code);
                 }
-                EventData::Exec(_) => {
-                    return Err(Error::BadTrace(
-                        "exec of a new program inside a recording is not supported by this rrpipe"
-                            .into(),
-                    ))
-                }
+                EventData::Exec(info) => self.exec(&event, info)?,
             }
         }
+    }
+
+    /// A task entered a syscall that may wait for others: bring it to the
+    /// entry and leave it there (a vfork-like clone runs right away, since
+    /// the child's events come before the parent's return).
+    fn blocked(&mut self, event: &Event, recorded: &Regs) -> Result<()> {
+        let nr = recorded.orig_rax as i64;
+        let spec = syscalls::lookup(nr).ok_or_else(|| {
+            Error::BadTrace(format!(
+                "the trace has syscall {nr}, unknown to this rrpipe"
+            ))
+        })?;
+        let replay = spec
+            .replay_for(&recorded.syscall_args())
+            .map_err(Error::BadTrace)?;
+        let how = if matches!(replay, Replay::Emulate | Replay::Deny(_)) {
+            Resume::Sysemu
+        } else {
+            Resume::Syscall
+        };
+        self.resume_to(event, how, |s| s == Stop::SyscallEntry)?;
+        let regs = self.task().regs()?;
+        self.check_regs(event, recorded, &regs)?;
+        if replay == Replay::Clone {
+            self.clone_child(event, recorded, event.header.result as i32)?;
+            self.task().resume(Resume::Syscall, 0)?;
+            self.t_mut().in_kernel = true;
+        } else {
+            self.t_mut().at_entry = true;
+        }
+        self.dispatch(event.clone())
+    }
+
+    /// The parent is at a clone's entry: runs it up to the creation of the
+    /// child, which becomes `recorded_child`.
+    fn clone_child(&mut self, event: &Event, entry: &Regs, recorded_child: i32) -> Result<()> {
+        self.task().resume(Resume::Syscall, 0)?;
+        let stop = self.task().wait()?;
+        if !matches!(
+            stop,
+            Stop::Event(
+                libc::PTRACE_EVENT_CLONE | libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK
+            )
+        ) {
+            return Err(self.diverged(event, format!("clone created no task: {stop:?}")));
+        }
+        let child = nix::unistd::Pid::from_raw(self.task().event_msg()? as i32);
+        let (_, first) = crate::ptrace::wait_for(child)?;
+        if first != Stop::Signal(libc::SIGSTOP) {
+            return Err(Error::Internal(format!(
+                "new task {child} first stopped with {first:?}"
+            )));
+        }
+        let task = Task::new(child)?;
+        let flags = if entry.orig_rax as i64 == libc::SYS_clone {
+            entry.rdi
+        } else {
+            0
+        };
+        if flags & libc::CLONE_CHILD_SETTID as u64 != 0 && entry.r10 != 0 {
+            // The kernel wrote the replay's tid into the child: the program
+            // knows the recorded one.
+            task.write_mem(entry.r10, &(recorded_child as u32).to_le_bytes())
+                .map_err(|e| Error::internal("write child tid", e))?;
+        }
+        self.tasks.insert(recorded_child, RepTask::new(task));
+        Ok(())
+    }
+
+    /// An exec by the program: run it on the saved executable, staged under
+    /// a path as long as the recorded one, then restore the recorded image.
+    fn exec(&mut self, event: &Event, info: &ExecInfo) -> Result<()> {
+        self.resume_to(event, Resume::Syscall, |s| s == Stop::SyscallEntry)?;
+        let mut regs = self.task().regs()?;
+        self.check_regs(event, &info.regs, &regs)?;
+        let relative = self.stage.stage(&self.dir, info)?;
+        remote::write_cstring(self.task(), exec::PAGE_SCRATCH, &relative)?;
+        regs.rdi = exec::PAGE_SCRATCH;
+        self.task().set_regs(&regs)?;
+        self.task().resume(Resume::Syscall, 0)?;
+        match self.task().wait()? {
+            Stop::Event(libc::PTRACE_EVENT_EXEC) => {}
+            other => {
+                return Err(self.diverged(
+                    event,
+                    format!("exec of {} failed: {other:?}", info.filename),
+                ))
+            }
+        }
+        self.t_mut().task.reopen_mem()?;
+        self.task().resume(Resume::Syscall, 0)?;
+        let stop = self.task().wait()?;
+        if stop != Stop::SyscallExit {
+            return Err(Error::Internal(format!("exec did not complete: {stop:?}")));
+        }
+        exec::prepare(self.task())?;
+        if let Err(detail) = exec::restore(self.task(), info, &self.dir)? {
+            return Err(self.diverged(event, detail));
+        }
+        self.dispatch(event.clone())
     }
 
     /// Resumes until a stop `want` accepts, skipping the syscall-exit stops
@@ -262,15 +455,20 @@ impl Replayer {
         want: impl Fn(Stop) -> bool,
     ) -> Result<Stop> {
         loop {
-            self.task.resume(how, std::mem::take(&mut self.signal))?;
-            let stop = self.task.wait()?;
+            let signal = std::mem::take(&mut self.t_mut().signal);
+            self.task().resume(how, signal)?;
+            let stop = self.task().wait()?;
             if want(stop) {
                 return Ok(stop);
             }
             match stop {
                 Stop::SyscallExit => continue,
+                // Signals the replay itself causes (SIGCHLD when a replayed
+                // child really exits) are not the program's: recorded ones
+                // are sent again at their recorded place.
+                Stop::Signal(sig) if !is_fault(sig) => continue,
                 Stop::SyscallEntry => {
-                    let regs = self.task.regs()?;
+                    let regs = self.task().regs()?;
                     return Err(self.diverged(
                         event,
                         format!(
@@ -296,7 +494,7 @@ impl Replayer {
 
     fn run_to_signal(&mut self, event: &Event, signo: i32, recorded: &Regs) -> Result<()> {
         self.resume_to(event, Resume::Sysemu, |s| s == Stop::Signal(signo))?;
-        let regs = self.task.regs()?;
+        let regs = self.task().regs()?;
         self.check_regs(event, recorded, &regs)
     }
 
@@ -329,19 +527,41 @@ impl Replayer {
         let replay = spec.replay_for(&args).map_err(Error::BadTrace)?;
         let result = event.header.result;
         let failed = (-4095..0).contains(&result);
+        if std::mem::take(&mut self.t_mut().in_kernel) {
+            // A vfork parent, back once its child execed or exited.
+            let stop = self.task().wait()?;
+            if stop != Stop::SyscallExit {
+                return Err(self.diverged(event, format!("vfork did not return: {stop:?}")));
+            }
+            let mut after = self.task().regs()?;
+            after.rax = result as u64;
+            self.task().set_regs(&after)?;
+            self.write_outputs(event, spec.name, info)?;
+            return self.dispatch(event.clone());
+        }
         let emulate = matches!(replay, Replay::Emulate | Replay::Deny(_))
-            || (failed && matches!(replay, Replay::Mmap | Replay::Mremap));
+            || (failed
+                && matches!(
+                    replay,
+                    Replay::Mmap | Replay::Mremap | Replay::Clone | Replay::Exec
+                ));
         let how = if emulate {
             Resume::Sysemu
         } else {
             Resume::Syscall
         };
-        self.resume_to(event, how, |s| s == Stop::SyscallEntry)?;
-        let regs = self.task.regs()?;
-        self.check_regs(event, &info.regs, &regs)?;
+        let regs = if std::mem::take(&mut self.t_mut().at_entry) {
+            // Brought to the entry and checked by its `Blocked` event.
+            self.task().regs()?
+        } else {
+            self.resume_to(event, how, |s| s == Stop::SyscallEntry)?;
+            let regs = self.task().regs()?;
+            self.check_regs(event, &info.regs, &regs)?;
+            regs
+        };
         for input in info.inputs.iter() {
             let now = self
-                .task
+                .task()
                 .read_cstring(input.addr, input.data.len() + 1)
                 .unwrap_or_default();
             if now[..] != input.data[..] {
@@ -359,9 +579,9 @@ impl Replayer {
         if emulate {
             let mut after = regs;
             after.rax = result as u64;
-            self.task.set_regs(&after)?;
+            self.task().set_regs(&after)?;
             for out in info.outputs.iter() {
-                self.task.write_mem(out.addr, &out.data).map_err(|e| {
+                self.task().write_mem(out.addr, &out.data).map_err(|e| {
                     self.diverged(
                         event,
                         format!("cannot write {} output at {:#x}: {e}", spec.name, out.addr),
@@ -373,18 +593,43 @@ impl Replayer {
                 Replay::NoReturn => {}
                 Replay::Mmap => self.mmap(event, info)?,
                 Replay::Mremap => self.mremap(event, &regs)?,
+                Replay::Clone => {
+                    self.clone_child(event, &info.regs, result as i32)?;
+                    self.task().resume(Resume::Syscall, 0)?;
+                    let stop = self.task().wait()?;
+                    if stop != Stop::SyscallExit {
+                        return Err(self.diverged(event, format!("clone did not return: {stop:?}")));
+                    }
+                    let mut after = self.task().regs()?;
+                    after.rax = result as u64;
+                    self.task().set_regs(&after)?;
+                    self.write_outputs(event, spec.name, info)?;
+                }
                 Replay::ExecuteKeepResult => {
                     self.execute_unchecked(event, None)?;
-                    let mut after = self.task.regs()?;
+                    let mut after = self.task().regs()?;
                     after.rax = result as u64;
-                    self.task.set_regs(&after)?;
+                    self.task().set_regs(&after)?;
                 }
                 _ => self.execute(event, None)?,
             }
         }
         // The kernel wrote the outputs of executed syscalls itself.
         let _ = args;
-        self.session.dispatch(event.clone(), &self.task)
+        self.dispatch(event.clone())
+    }
+
+    /// Writes the memory a syscall wrote when recorded.
+    fn write_outputs(&self, event: &Event, name: &str, info: &SyscallInfo) -> Result<()> {
+        for out in info.outputs.iter() {
+            self.task().write_mem(out.addr, &out.data).map_err(|e| {
+                self.diverged(
+                    event,
+                    format!("cannot write {name} output at {:#x}: {e}", out.addr),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Runs the syscall at the entry stop with `changed` registers (if any)
@@ -408,19 +653,19 @@ impl Replayer {
     /// Runs the syscall at the entry stop with `changed` registers (if any)
     /// and puts the program's argument registers back; returns the result.
     fn execute_unchecked(&mut self, event: &Event, changed: Option<Regs>) -> Result<i64> {
-        let original = self.task.regs()?;
+        let original = self.task().regs()?;
         if let Some(r) = changed {
-            self.task.set_regs(&r)?;
+            self.task().set_regs(&r)?;
         }
-        self.task.resume(Resume::Syscall, 0)?;
-        let stop = self.task.wait()?;
+        self.task().resume(Resume::Syscall, 0)?;
+        let stop = self.task().wait()?;
         if stop != Stop::SyscallExit {
             return Err(self.diverged(
                 event,
                 format!("{} did not complete: {stop:?}", describe(event)),
             ));
         }
-        let mut after = self.task.regs()?;
+        let mut after = self.task().regs()?;
         let result = after.rax as i64;
         if changed.is_some() {
             after.rdi = original.rdi;
@@ -429,13 +674,13 @@ impl Replayer {
             after.r10 = original.r10;
             after.r8 = original.r8;
             after.r9 = original.r9;
-            self.task.set_regs(&after)?;
+            self.task().set_regs(&after)?;
         }
         Ok(result)
     }
 
     fn mmap(&mut self, event: &Event, info: &SyscallInfo) -> Result<()> {
-        let regs = self.task.regs()?;
+        let regs = self.task().regs()?;
         let args = info.regs.syscall_args();
         let addr = event.header.result as u64;
         let fixed = if args[3] & libc::MAP_FIXED as u64 != 0 {
@@ -452,9 +697,9 @@ impl Replayer {
         match info.file.as_ref().into_option() {
             Some(saved) => {
                 let path = self.dir.join(saved.in_trace.as_str());
-                remote::write_cstring(&self.task, exec::PAGE_SCRATCH, &path.to_string_lossy())?;
+                remote::write_cstring(self.task(), exec::PAGE_SCRATCH, &path.to_string_lossy())?;
                 let fd = remote::syscall_at_entry(
-                    &self.task,
+                    self.task(),
                     libc::SYS_openat,
                     &[
                         libc::AT_FDCWD as u64,
@@ -474,8 +719,8 @@ impl Replayer {
                 changed.r8 = fd as u64;
                 self.execute(event, Some(changed))?;
                 remote::syscall_from_user(
-                    &self.task,
-                    self.task.regs()?.rip - 2,
+                    self.task(),
+                    self.task().regs()?.rip - 2,
                     libc::SYS_close,
                     &[fd as u64],
                 )?;
@@ -510,6 +755,15 @@ impl Replayer {
     }
 }
 
+/// Signals the kernel raises at the faulting instruction, which replay
+/// reproduces by running the same code.
+fn is_fault(sig: i32) -> bool {
+    matches!(
+        sig,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP | libc::SIGSYS
+    )
+}
+
 /// What an event is, for messages.
 fn describe(event: &Event) -> String {
     match &event.data {
@@ -518,6 +772,7 @@ fn describe(event: &Event) -> String {
         EventData::Rdtsc(_) => "rdtsc".to_string(),
         EventData::Exit(_) => "exit".to_string(),
         EventData::Exec(_) => "exec".to_string(),
+        EventData::Blocked(_) => format!("syscall {}", syscalls::name(event.header.syscall)),
         EventData::Abort(_) => "end of recording".to_string(),
     }
 }

@@ -41,6 +41,12 @@ pub fn new_event(time: Time, tid: i32, data: EventData, result: i64) -> Event {
             s.regs.syscall_args(),
             0,
         ),
+        EventData::Blocked(b) => (
+            EventKind::Blocked,
+            b.regs.orig_rax as i64,
+            b.regs.syscall_args(),
+            0,
+        ),
         EventData::Signal(s) => (EventKind::Signal, -1, [0; 6], s.signo),
         EventData::Rdtsc(_) => (EventKind::Rdtsc, -1, [0; 6], 0),
         EventData::Exit(e) => (EventKind::Exit, -1, [0; 6], e.signal),
@@ -55,6 +61,7 @@ pub fn new_event(time: Time, tid: i32, data: EventData, result: i64) -> Event {
             args,
             result,
             signal,
+            flags: 0,
         },
         data,
     }

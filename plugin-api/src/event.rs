@@ -104,6 +104,10 @@ pub enum EventKind {
     Exec,
     /// A syscall completed (or, for those that never return, was entered).
     Syscall,
+    /// A task entered a syscall that may wait for another task (a read on
+    /// a pipe, futex, wait4...): a scheduling point. Other tasks run until
+    /// its `Syscall` event.
+    Blocked,
     /// A signal was delivered to a task.
     Signal,
     /// An `rdtsc`/`rdtscp` instruction was trapped and emulated.
@@ -132,6 +136,18 @@ pub struct EventHeader {
     pub result: i64,
     /// Signal number for `Signal` events (and `Exit` by a signal), 0 otherwise.
     pub signal: i32,
+    /// [`flags`] bits.
+    pub flags: u32,
+}
+
+/// Bits of [`EventHeader::flags`].
+pub mod flags {
+    /// The syscall wrote to the file that was rrpipe's own stdout when
+    /// recording (through fd 1, a dup of it, or a child's inherited copy),
+    /// not merely to some fd 1 (a pipe in a shell pipeline is not).
+    pub const STDOUT: u32 = 1;
+    /// Likewise for rrpipe's stderr.
+    pub const STDERR: u32 = 2;
 }
 
 /// A copy of tracee memory starting at `addr`.
@@ -174,6 +190,9 @@ pub struct SavedFile {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecInfo {
+    /// Registers at the execve entry (zeros for the exec that starts a
+    /// trace, which rrpipe itself makes).
+    pub regs: Regs,
     /// The path the program was executed by (length matters: the kernel
     /// copies it onto the new stack).
     pub filename: RString,
@@ -216,6 +235,16 @@ pub struct SignalInfo {
     pub addr: u64,
     /// The task dies of it (no handler, default action terminates).
     pub fatal: bool,
+    /// The whole `siginfo_t` (128 bytes), handed to the handler in replay.
+    pub siginfo: RVec<u8>,
+}
+
+/// A task entering a syscall that may block.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedInfo {
+    /// Registers at syscall entry.
+    pub regs: Regs,
 }
 
 /// A trapped time-stamp counter read.
@@ -254,6 +283,7 @@ pub struct AbortInfo {
 pub enum EventData {
     Exec(ExecInfo),
     Syscall(SyscallInfo),
+    Blocked(BlockedInfo),
     Signal(SignalInfo),
     Rdtsc(RdtscInfo),
     Exit(ExitInfo),
@@ -273,6 +303,8 @@ impl Event {
     pub fn regs(&self) -> Option<&Regs> {
         match &self.data {
             EventData::Syscall(s) => Some(&s.regs),
+            EventData::Blocked(b) => Some(&b.regs),
+            EventData::Exec(e) => Some(&e.regs),
             EventData::Signal(s) => Some(&s.regs),
             EventData::Rdtsc(r) => Some(&r.regs),
             _ => None,

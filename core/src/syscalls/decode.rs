@@ -640,12 +640,12 @@ mod tests {
         );
         assert_eq!(
             format_call(
-                Sysno::clone as i64,
-                &[0x1200011, 0, 0, 0, 0x7f00, 0],
+                Sysno::kexec_file_load as i64,
+                &[3, 4, 0, 0, 0x7f00, 0],
                 &[],
-                1234
+                -1
             ),
-            "clone(0x1200011, 0, 0, 0, 0x7f00, 0) = 1234"
+            "kexec_file_load(0x3, 0x4, 0, 0, 0x7f00, 0) = -1 EPERM (Operation not permitted)"
         );
     }
 

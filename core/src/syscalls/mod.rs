@@ -104,6 +104,9 @@ pub enum Replay {
     Mremap,
     /// execve/execveat: rebuild the recorded address space.
     Exec,
+    /// clone/fork/vfork: run it, so the replayed tree has the same shape;
+    /// the program sees the recorded child id.
+    Clone,
     /// Not run even in record: the program is told `-errno`. Used where the
     /// real result would be nondeterministic or would escape the tracer
     /// (rseq, whose kernel-written CPU number differs between machines).
@@ -141,6 +144,52 @@ impl Spec {
             ReplayRule::ByArgs(f) => f(args),
         }
     }
+}
+
+/// Syscalls that may wait for another task (or for the outside world):
+/// where the serialized schedule switches to another task.
+pub fn may_block(nr: i64) -> bool {
+    #![allow(non_upper_case_globals)]
+    use libc::*;
+    matches!(
+        nr,
+        SYS_read
+            | SYS_readv
+            | SYS_pread64
+            | SYS_write
+            | SYS_writev
+            | SYS_recvfrom
+            | SYS_recvmsg
+            | SYS_recvmmsg
+            | SYS_sendto
+            | SYS_sendmsg
+            | SYS_accept
+            | SYS_accept4
+            | SYS_connect
+            | SYS_futex
+            | SYS_wait4
+            | SYS_waitid
+            | SYS_nanosleep
+            | SYS_clock_nanosleep
+            | SYS_poll
+            | SYS_ppoll
+            | SYS_select
+            | SYS_pselect6
+            | SYS_epoll_wait
+            | SYS_epoll_pwait
+            | SYS_epoll_pwait2
+            | SYS_pause
+            | SYS_rt_sigsuspend
+            | SYS_rt_sigtimedwait
+            | SYS_sched_yield
+            | SYS_flock
+            | SYS_open
+            | SYS_openat
+            | SYS_msgrcv
+            | SYS_msgsnd
+            | SYS_semop
+            | SYS_semtimedop
+    )
 }
 
 /// The table row for syscall `nr`.

@@ -22,7 +22,7 @@
 use std::io::Write;
 
 use rrpipe_plugin_api::{
-    Event, EventHeader, EventKind, Handler, MemoryRequest, Mode, Plugin, PluginContext,
+    flags, Event, EventHeader, EventKind, Handler, MemoryRequest, Mode, Plugin, PluginContext,
     PluginError, Request, Snapshot,
 };
 use serde::Deserialize;
@@ -61,11 +61,8 @@ fn selects(config: &Config, header: &EventHeader) -> bool {
             SYS_WRITE | SYS_PWRITE64 | SYS_WRITEV | SYS_PWRITEV | SYS_PWRITEV2
         )
         && header.result > 0
-        && match header.args[0] {
-            1 => config.stdout,
-            2 => config.stderr,
-            _ => false,
-        }
+        && ((header.flags & flags::STDOUT != 0 && config.stdout)
+            || (header.flags & flags::STDERR != 0 && config.stderr))
 }
 
 struct Printer;
@@ -88,7 +85,8 @@ impl Handler for Printer {
             bytes.extend_from_slice(&region.data[..take]);
             left -= take;
         }
-        let written = if event.header.args[0] == 2 {
+        let to_stderr = event.header.flags & flags::STDERR != 0;
+        let written = if to_stderr {
             let mut err = std::io::stderr().lock();
             err.write_all(&bytes).and_then(|()| err.flush())
         } else {
@@ -96,11 +94,7 @@ impl Handler for Printer {
             out.write_all(&bytes).and_then(|()| out.flush())
         };
         written.map_err(|e| {
-            let stream = if event.header.args[0] == 2 {
-                "stderr"
-            } else {
-                "stdout"
-            };
+            let stream = if to_stderr { "stderr" } else { "stdout" };
             PluginError::new(format!("cannot write to {stream}: {e}"))
         })
     }
@@ -133,6 +127,11 @@ mod tests {
             args: [fd, 0x1000, 5, 0, 0, 0],
             result,
             signal: 0,
+            flags: match fd {
+                1 => flags::STDOUT,
+                2 => flags::STDERR,
+                _ => 0,
+            },
         }
     }
 
