@@ -342,16 +342,23 @@ impl Recorder {
                     Task::new(Pid::from_raw(child))?,
                     State::Starting,
                 ));
-                let t = self.t_mut(tid);
                 if ev == libc::PTRACE_EVENT_VFORK {
                     // The parent sleeps in the kernel until the child execs
-                    // or exits: the child runs next.
+                    // or exits, and the child runs next: a scheduling point,
+                    // which tells replay the child's tid before its events.
+                    let regs = self.t(tid).pending.as_ref().map(|p| p.regs);
+                    if let Some(regs) = regs {
+                        self.emit(tid, EventData::Blocked(BlockedInfo { regs }), child as i64)?;
+                    }
+                    let t = self.t_mut(tid);
                     t.state = State::InKernel;
                     t.task.resume(Resume::Syscall, 0)?;
-                    self.current = None;
+                    if self.current == Some(tid) {
+                        self.current = None;
+                    }
                     Ok(())
                 } else {
-                    t.task.resume(Resume::Syscall, 0)
+                    self.t(tid).task.resume(Resume::Syscall, 0)
                 }
             }
             Stop::Event(libc::PTRACE_EVENT_EXEC) => {

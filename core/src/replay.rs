@@ -180,6 +180,8 @@ struct RepTask {
     at_entry: bool,
     /// Inside a vfork: it comes back when its child execs or exits.
     in_kernel: bool,
+    /// The recorded return of that vfork, applied when it has come back.
+    deferred: Option<Event>,
 }
 
 impl RepTask {
@@ -189,6 +191,7 @@ impl RepTask {
             signal: 0,
             at_entry: false,
             in_kernel: false,
+            deferred: None,
         }
     }
 }
@@ -258,6 +261,7 @@ impl Replayer {
                 )));
             }
             self.cur = event.header.tid;
+            self.settle_vfork()?;
             match &event.data {
                 EventData::Syscall(info) => self.syscall(&event, info)?,
                 EventData::Blocked(info) => self.blocked(&event, &info.regs)?,
@@ -344,6 +348,22 @@ impl Replayer {
                 EventData::Exec(info) => self.exec(&event, info)?,
             }
         }
+    }
+
+    /// Completes a vfork whose recorded return was replayed while the
+    /// parent still waited for its child.
+    fn settle_vfork(&mut self) -> Result<()> {
+        let Some(event) = self.t_mut().deferred.take() else {
+            return Ok(());
+        };
+        self.t_mut().in_kernel = false;
+        let stop = self.task().wait()?;
+        if stop != Stop::SyscallExit {
+            return Err(self.diverged(&event, format!("vfork did not return: {stop:?}")));
+        }
+        let mut after = self.task().regs()?;
+        after.rax = event.header.result as u64;
+        self.task().set_regs(&after)
     }
 
     /// A task entered a syscall that may wait for others: bring it to the
@@ -527,16 +547,11 @@ impl Replayer {
         let replay = spec.replay_for(&args).map_err(Error::BadTrace)?;
         let result = event.header.result;
         let failed = (-4095..0).contains(&result);
-        if std::mem::take(&mut self.t_mut().in_kernel) {
-            // A vfork parent, back once its child execed or exited.
-            let stop = self.task().wait()?;
-            if stop != Stop::SyscallExit {
-                return Err(self.diverged(event, format!("vfork did not return: {stop:?}")));
-            }
-            let mut after = self.task().regs()?;
-            after.rax = result as u64;
-            self.task().set_regs(&after)?;
-            self.write_outputs(event, spec.name, info)?;
+        if self.t_mut().in_kernel {
+            // A vfork parent: the kernel lets it return once its child
+            // execs or exits, which may be a later event. Its return is
+            // settled when it next has something to do.
+            self.t_mut().deferred = Some(event.clone());
             return self.dispatch(event.clone());
         }
         let emulate = matches!(replay, Replay::Emulate | Replay::Deny(_))
