@@ -516,3 +516,299 @@ pub fn mentions_line(msg: &str, n: usize) -> bool {
         })
     })
 }
+
+// ---------------------------------------------------------------------------
+// Processes, threads and signals (issue 3): compiling with extra flags,
+// timing replay against native runs, and talking to a running recording.
+
+/// Compiles `tests/c/<name>.c` with `-O1 -g` and `extra_flags` (e.g.
+/// `-pthread`, `-Wall`), once per test process and set of flags, and
+/// returns the binary's path.
+pub fn compile_c_with(name: &str, extra_flags: &[&str]) -> PathBuf {
+    static CACHE: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    // The name and the flags, NUL-separated: no file name or flag holds a NUL.
+    let key = std::iter::once(name)
+        .chain(extra_flags.iter().copied())
+        .collect::<Vec<_>>()
+        .join("\0");
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = cache.get(&key) {
+        return p.clone();
+    }
+    // One directory per binary: the same program may be built with several
+    // sets of flags, under the same name.
+    let out = scratch_dir("bin-flags").join(name);
+    let src = c_source(name);
+    let mut cmd = Command::new("gcc");
+    cmd.args(["-O1", "-g"])
+        .args(extra_flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src);
+    let r = run(cmd, None);
+    assert!(
+        r.status == 0,
+        "gcc {} failed on {}\n{}",
+        extra_flags.join(" "),
+        src.display(),
+        r.describe("gcc")
+    );
+    cache.insert(key, out.clone());
+    out
+}
+
+/// The flags the multi-threaded C test programs are built with.
+pub const THREAD_FLAGS: &[&str] = &["-pthread", "-Wall"];
+
+/// `compile_c_with(name, THREAD_FLAGS)`.
+pub fn compile_c_threads(name: &str) -> PathBuf {
+    compile_c_with(name, THREAD_FLAGS)
+}
+
+/// Holds a process-wide lock while alive: tests that measure time (and
+/// tests that spin on the CPU) take it so that they do not run at the same
+/// time as each other and skew the figures.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs `f` and says how long it took.
+pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let t = f();
+    (t, start.elapsed())
+}
+
+/// The least time limit [`assert_replay_within`] grants, so that tiny
+/// programs (whose native run takes a millisecond) do not flake.
+pub const REPLAY_TIME_FLOOR: Duration = Duration::from_millis(500);
+
+/// Asserts that a replay took less than ten times the native run of the
+/// same program, or less than [`REPLAY_TIME_FLOOR`], whichever is larger.
+pub fn assert_replay_within(native: Duration, replay: Duration) {
+    let limit = (native * 10).max(REPLAY_TIME_FLOOR);
+    assert!(
+        replay < limit,
+        "replay too slow: {:.3} s against {:.3} s natively ({:.1}x); the limit is {:.3} s \
+         (10x native, at least {:.1} s)",
+        replay.as_secs_f64(),
+        native.as_secs_f64(),
+        replay.as_secs_f64() / native.as_secs_f64().max(1e-9),
+        limit.as_secs_f64(),
+        REPLAY_TIME_FLOOR.as_secs_f64()
+    );
+}
+
+/// [`native`], timed.
+pub fn native_timed(argv: &[&str], stdin: Option<&[u8]>) -> (Run, Duration) {
+    timed(|| native(argv, stdin))
+}
+
+/// [`replay`], timed.
+pub fn replay_timed(trace: &Path) -> (Run, Duration) {
+    timed(|| replay(trace))
+}
+
+/// Records `argv`, runs it natively (after the recording, so that both
+/// find warm caches), replays the trace, and asserts the replay printed
+/// exactly what was recorded (stdout, stderr, status) within
+/// [`assert_replay_within`] of the native run. Returns the recording and
+/// the native run.
+pub fn assert_replays_identically_within(argv: &[&str], stdin: Option<&[u8]>) -> (Recorded, Run) {
+    let trace = fresh_trace_path();
+    let rec = record(&trace, argv, stdin);
+    let (nat, native_time) = native_timed(argv, stdin);
+    let (rep, replay_time) = replay_timed(&trace);
+    assert_replay_matches(&trace, &rec, &rep);
+    let r = Recorded {
+        trace,
+        record: rec,
+        replay: rep,
+    };
+    assert_replay_within(native_time, replay_time);
+    (r, nat)
+}
+
+/// Runs `cmd` like [`run`] (own process group, deadline, stdin closed,
+/// stdout and stderr captured) and calls `on_first_line(line, pid)` as
+/// soon as the child has written its first line to stdout (`line` without
+/// the newline; `pid` is the spawned process: rrpipe itself when
+/// recording). The callback may sleep and send signals; the rest of the
+/// output is collected as usual. Panics, after killing the process group,
+/// when no first line comes or the child outlives the deadline.
+pub fn run_with_first_line(mut cmd: Command, on_first_line: impl FnOnce(&str, libc::pid_t)) -> Run {
+    let desc = format!("{cmd:?}");
+    cmd.process_group(0);
+    cmd.stdin(Stdio::null());
+    cmd.stdout(Stdio::piped());
+    cmd.stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {desc}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let kill_group = || unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    };
+
+    let (first_tx, first_rx) = mpsc::channel::<String>();
+    let (tx, rx) = mpsc::channel::<(u8, Vec<u8>)>();
+    let mut out = child.stdout.take().unwrap();
+    let tx1 = tx.clone();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut first_tx = Some(first_tx);
+        loop {
+            match out.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+            if first_tx.is_some() {
+                if let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+                    let line = String::from_utf8_lossy(&buf[..nl]).into_owned();
+                    let _ = first_tx.take().unwrap().send(line);
+                }
+            }
+        }
+        let _ = tx1.send((1, buf));
+    });
+    let mut err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err.read_to_end(&mut buf);
+        let _ = tx.send((2, buf));
+    });
+
+    let limit = timeout();
+    let deadline = Instant::now() + limit;
+    // The first line, or the reason there is none.
+    let first = first_rx.recv_timeout(limit);
+    let mut problem = None;
+    match first {
+        Ok(line) => {
+            let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                on_first_line(&line, pid)
+            }));
+            if let Err(e) = called {
+                kill_group();
+                let _ = child.wait();
+                std::panic::resume_unwind(e);
+            }
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            problem = Some(format!("no first line on stdout within {limit:?}"))
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            problem = Some("stdout closed before a first line".to_string())
+        }
+    }
+
+    // Wait for the exit without reaping (see `run`).
+    let mut timed_out = false;
+    loop {
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if r != 0 || unsafe { info.si_pid() } != 0 {
+            break;
+        }
+        if problem.is_some() || Instant::now() >= deadline {
+            timed_out = problem.is_none();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kill_group();
+    let status = child
+        .wait()
+        .unwrap_or_else(|e| panic!("cannot wait for {desc}: {e}"));
+    let status = match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&status),
+    ) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => 128 + sig,
+        _ => panic!("{desc}: unexpected status {status:?}"),
+    };
+    let mut stdout = None;
+    let mut stderr = None;
+    let grace = Instant::now() + Duration::from_secs(10);
+    while stdout.is_none() || stderr.is_none() {
+        let left = grace.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((1, b)) => stdout = Some(b),
+            Ok((_, b)) => stderr = Some(b),
+            Err(_) => panic!(
+                "{desc}: exited (status {status}) but its output pipes stay open: \
+                 some process escaped its process group"
+            ),
+        }
+    }
+    let run = Run {
+        stdout: stdout.unwrap(),
+        stderr: stderr.unwrap(),
+        status,
+    };
+    if let Some(p) = problem {
+        panic!(
+            "{desc}: {p}; killed its process group\n{}",
+            run.describe("run")
+        );
+    }
+    if timed_out {
+        panic!(
+            "{desc} did not finish within {limit:?}; killed its process group\n{}",
+            run.describe("killed run")
+        );
+    }
+    run
+}
+
+/// `rrpipe record -o TRACE -- ARGV...` through [`run_with_first_line`]:
+/// `on_first_line(line, rrpipe_pid)` runs when the recorded program has
+/// printed its first line.
+pub fn record_with_first_line(
+    trace: &Path,
+    argv: &[&str],
+    on_first_line: impl FnOnce(&str, libc::pid_t),
+) -> Run {
+    let mut cmd = rrpipe();
+    cmd.arg("record").arg("-o").arg(trace).arg("--").args(argv);
+    run_with_first_line(cmd, on_first_line)
+}
+
+/// A native run through [`run_with_first_line`] (`pid` is the program's).
+pub fn native_with_first_line(argv: &[&str], on_first_line: impl FnOnce(&str, libc::pid_t)) -> Run {
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..]);
+    run_with_first_line(cmd, on_first_line)
+}
+
+/// The pid in a line `pid N` (what the signal test programs print first).
+pub fn pid_from_line(line: &str) -> libc::pid_t {
+    line.strip_prefix("pid ")
+        .and_then(|s| s.trim().parse::<libc::pid_t>().ok())
+        .filter(|p| *p > 1)
+        .unwrap_or_else(|| panic!("expected a first line `pid N`, got {line:?}"))
+}
+
+/// `kill(pid, sig)`, asserting it succeeded.
+pub fn send_signal(pid: libc::pid_t, sig: libc::c_int) {
+    let r = unsafe { libc::kill(pid, sig) };
+    assert_eq!(
+        r,
+        0,
+        "kill({pid}, {sig}) failed: {}",
+        std::io::Error::last_os_error()
+    );
+}
