@@ -64,7 +64,7 @@ int main(void) {
     char *none = mmap(NULL, 2 * pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     char *gone = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     munmap(gone, pg);
-    int failures = 0;
+    static int failures; /* static: survives siglongjmp */
 
     struct {
         const char *what;

@@ -589,6 +589,13 @@ pub const REPLAY_TIME_FLOOR: Duration = Duration::from_millis(500);
 /// same program, or less than [`REPLAY_TIME_FLOOR`], whichever is larger.
 pub fn assert_replay_within(native: Duration, replay: Duration) {
     let limit = (native * 10).max(REPLAY_TIME_FLOOR);
+    // Shown with --nocapture: how close to the limit a passing test came.
+    eprintln!(
+        "replay {:.3} s, native {:.3} s, limit {:.3} s",
+        replay.as_secs_f64(),
+        native.as_secs_f64(),
+        limit.as_secs_f64()
+    );
     assert!(
         replay < limit,
         "replay too slow: {:.3} s against {:.3} s natively ({:.1}x); the limit is {:.3} s \
