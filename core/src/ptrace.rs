@@ -159,17 +159,20 @@ impl Task {
         Ok(text.lines().filter_map(parse_maps_line).collect())
     }
 
-    /// Kills the task and reaps it, ignoring errors: used on the way out.
-    pub fn kill(&self) {
-        let _ = nix::sys::signal::kill(self.tid, Signal::SIGKILL);
-        // A killed tracee still reports its exit-event stop and waits there
-        // for us.
-        while let Ok(status) = waitpid(self.tid, Some(WaitPidFlag::__WALL)) {
-            if matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
-                break;
-            }
-            let _ = nix::sys::ptrace::cont(self.tid, None);
-        }
+    /// Whether this task leads a thread group that has other threads left
+    /// (its exit then completes only after theirs).
+    pub fn leads_other_threads(&self) -> bool {
+        let threads = std::fs::read_dir(format!("/proc/{}/task", self.tid))
+            .map(|d| d.count())
+            .unwrap_or(1);
+        let tgid = std::fs::read_to_string(format!("/proc/{}/status", self.tid))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Tgid:"))
+                    .and_then(|v| v.trim().parse::<i32>().ok())
+            });
+        tgid == Some(self.tid.as_raw()) && threads > 1
     }
 
     /// Whether the task has a handler installed for `sig` (SigCgt in
@@ -185,6 +188,30 @@ impl Task {
         };
         let bit = 1u64 << (sig - 1);
         Ok((mask("SigCgt:") & bit != 0, mask("SigIgn:") & bit != 0))
+    }
+}
+
+/// Kills tasks and reaps them, ignoring errors: used on the way out. All
+/// are killed before any is reaped: a thread-group leader is reaped only
+/// after its threads, which stop at their exit event until continued.
+pub fn kill_all(tasks: impl IntoIterator<Item = Task>) {
+    let mut left: std::collections::HashSet<Pid> = tasks.into_iter().map(|t| t.tid).collect();
+    for &tid in &left {
+        let _ = nix::sys::signal::kill(tid, Signal::SIGKILL);
+    }
+    while !left.is_empty() {
+        let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::__WALL)) else {
+            break; // ECHILD: nothing left to reap
+        };
+        let Some(pid) = status.pid() else { continue };
+        match status {
+            WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
+                left.remove(&pid);
+            }
+            _ => {
+                let _ = nix::sys::ptrace::cont(pid, None);
+            }
+        }
     }
 }
 

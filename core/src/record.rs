@@ -272,9 +272,11 @@ impl Recorder {
             self.handle(tid, stop)?;
             if let Some(outcome) = self.initial_status {
                 // The initial process ended: the recording ends with it.
-                for (_, t) in std::mem::take(&mut self.tasks) {
-                    t.task.kill();
-                }
+                crate::ptrace::kill_all(
+                    std::mem::take(&mut self.tasks)
+                        .into_values()
+                        .map(|t| t.task),
+                );
                 return Ok(outcome);
             }
         }
@@ -324,14 +326,27 @@ impl Recorder {
                 };
                 let result = info.code as i64;
                 self.emit(tid, EventData::Exit(info), 0.max(result))?;
-                // Let it die; its parent may be waiting for it.
-                let t = self.t_mut(tid);
-                t.state = State::InKernel;
-                t.task.resume(Resume::Cont, 0)?;
                 if self.current == Some(tid) {
                     self.current = None;
                 }
-                Ok(())
+                let waits_for_threads = self.t(tid).task.leads_other_threads();
+                let t = self.t_mut(tid);
+                t.state = State::InKernel;
+                t.task.resume(Resume::Cont, 0)?;
+                if waits_for_threads {
+                    // A group leader lingers until its last thread exits.
+                    return Ok(());
+                }
+                // Let it finish dying before anyone else runs: the kernel
+                // clears its CLONE_CHILD_CLEARTID word and wakes joiners on
+                // the way out, which others must not see half done.
+                loop {
+                    match self.t(tid).task.wait()? {
+                        Stop::Exited(code) => return self.ended(tid, Outcome::Exited(code)),
+                        Stop::Killed(sig) => return self.ended(tid, Outcome::Killed(sig)),
+                        _ => self.t(tid).task.resume(Resume::Cont, 0)?,
+                    }
+                }
             }
             Stop::Event(
                 ev
@@ -642,9 +657,11 @@ impl Recorder {
                         let _ = self.emit(tid, EventData::Abort(info), 0);
                     }
                 }
-                for (_, t) in std::mem::take(&mut self.tasks) {
-                    t.task.kill();
-                }
+                crate::ptrace::kill_all(
+                    std::mem::take(&mut self.tasks)
+                        .into_values()
+                        .map(|t| t.task),
+                );
                 Err(e)
             }
         };

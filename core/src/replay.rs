@@ -73,14 +73,14 @@ pub fn run(opts: &ReplayOptions) -> Result<i32> {
         cur: initial,
         initial,
         initial_status: None,
+        lingering: HashMap::new(),
         session: Session::new(pipeline),
         dir,
         stage,
     };
     let outcome = replayer.replay(first, &mut events);
-    for (_, t) in replayer.tasks.drain() {
-        t.task.kill();
-    }
+    let lingering = std::mem::take(&mut replayer.lingering).into_values();
+    crate::ptrace::kill_all(replayer.tasks.drain().map(|(_, t)| t.task).chain(lingering));
     let finished = replayer.session.pipeline.finish();
     let code = outcome?;
     finished?;
@@ -203,6 +203,8 @@ struct Replayer {
     cur: i32,
     initial: i32,
     initial_status: Option<i32>,
+    /// Group leaders that exited before their threads (by recorded tid).
+    lingering: HashMap<i32, Task>,
     session: Session,
     dir: PathBuf,
     stage: ExecStage,
@@ -241,6 +243,16 @@ impl Replayer {
         self.dispatch(first)?;
         loop {
             let Some(event) = events.next_event()? else {
+                if let Some(leader) = self.lingering.remove(&self.initial) {
+                    // Its threads are gone: the process's status is here.
+                    self.initial_status = Some(loop {
+                        match leader.wait()? {
+                            Stop::Exited(code) => break code,
+                            Stop::Killed(sig) => break 128 + sig,
+                            _ => leader.resume(Resume::Cont, 0)?,
+                        }
+                    });
+                }
                 return self.initial_status.ok_or_else(|| {
                     Error::BadTrace(format!(
                         "the trace ends after event {} before the program exited (was the recording killed?)",
@@ -323,6 +335,14 @@ impl Replayer {
                         ));
                     }
                     self.dispatch(event)?;
+                    if self.task().leads_other_threads() {
+                        // A leader that called pthread_exit: the process
+                        // lives on in its threads, and ends with the last.
+                        self.task().resume(Resume::Cont, 0)?;
+                        let t = self.tasks.remove(&self.cur).expect("known task");
+                        self.lingering.insert(self.cur, t.task);
+                        continue;
+                    }
                     let t = self.tasks.remove(&self.cur).expect("known task");
                     t.task.resume(Resume::Cont, 0)?;
                     let status = loop {
