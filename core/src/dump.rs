@@ -421,6 +421,7 @@ mod tests {
                 addr: 0x10,
                 fatal: true,
                 siginfo: Vec::new().into(),
+                anchor: None.into(),
             }),
         })
         .unwrap();
@@ -526,6 +527,7 @@ mod tests {
             addr: 777,
             fatal: false,
             siginfo: Vec::new().into(),
+            anchor: None.into(),
         };
         assert_eq!(signal_details(&sent), "SIGTERM code=SI_USER pid=777");
         assert_eq!(signal_code(libc::SIGCHLD, 1), "CLD_EXITED");

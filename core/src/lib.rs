@@ -7,6 +7,7 @@
 //! the tracee's behalf, `tracedir` where traces live, `pipeline` the plugin
 //! host, `cli`/`config` the front door.
 
+pub mod anchor;
 pub mod cli;
 pub mod config;
 pub mod dump;

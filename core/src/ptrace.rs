@@ -22,6 +22,8 @@ pub enum Resume {
     Syscall,
     /// Until the next syscall entry, which is then skipped.
     Sysemu,
+    /// One instruction.
+    Step,
 }
 
 /// What a wait reported.
@@ -37,6 +39,15 @@ pub enum Stop {
     Exited(i32),
     /// The task was killed by this signal.
     Killed(i32),
+}
+
+/// Signals the kernel raises at the faulting instruction (with a positive
+/// si_code): they recur by themselves when the same code runs again.
+pub fn is_fault(sig: i32) -> bool {
+    matches!(
+        sig,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP | libc::SIGSYS
+    )
 }
 
 /// One traced thread.
@@ -136,6 +147,7 @@ impl Task {
             Resume::Cont => nix::sys::ptrace::cont(self.tid, sig),
             Resume::Syscall => nix::sys::ptrace::syscall(self.tid, sig),
             Resume::Sysemu => nix::sys::ptrace::sysemu(self.tid, sig),
+            Resume::Step => nix::sys::ptrace::step(self.tid, sig),
         };
         r.map_err(|e| self.fail("resume", e))
     }
@@ -147,6 +159,35 @@ impl Task {
 
     pub fn siginfo(&self) -> Result<libc::siginfo_t> {
         nix::sys::ptrace::getsiginfo(self.tid).map_err(|e| self.fail("PTRACE_GETSIGINFO", e))
+    }
+
+    /// Replaces the siginfo of the signal this task is stopped for.
+    pub fn set_siginfo(&self, raw: &[u8]) -> Result<()> {
+        if raw.len() != std::mem::size_of::<libc::siginfo_t>() {
+            return Ok(());
+        }
+        // SAFETY: 128 bytes of a siginfo_t, as the kernel gave them.
+        let si: libc::siginfo_t =
+            unsafe { std::ptr::read_unaligned(raw.as_ptr() as *const libc::siginfo_t) };
+        nix::sys::ptrace::setsiginfo(self.tid, &si).map_err(|e| self.fail("PTRACE_SETSIGINFO", e))
+    }
+
+    /// Queues signal `sig` for this very thread.
+    pub fn tgkill(&self, sig: i32) -> Result<()> {
+        let tid = self.tid.as_raw();
+        let tgid = std::fs::read_to_string(format!("/proc/{tid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Tgid:"))
+                    .and_then(|v| v.trim().parse::<i32>().ok())
+            })
+            .unwrap_or(tid);
+        let r = unsafe { libc::syscall(libc::SYS_tgkill, tgid, tid, sig) };
+        if r != 0 {
+            return Err(self.fail("tgkill", io::Error::last_os_error()));
+        }
+        Ok(())
     }
 
     pub fn event_msg(&self) -> Result<i64> {

@@ -17,11 +17,11 @@ use crate::cli::RecordOptions;
 use crate::config::PluginSpec;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
-use crate::ptrace::{Resume, Stop, Task};
+use crate::ptrace::{is_fault, Resume, Stop, Task};
 use crate::session::Session;
 use crate::syscalls::{self, Access, Arg, Replay};
 use crate::tracedir::{self, FileSaver};
-use crate::{exec, rdtsc, spawn};
+use crate::{anchor, exec, rdtsc, spawn};
 use nix::unistd::Pid;
 
 /// Longest path string captured from a syscall argument.
@@ -140,6 +140,13 @@ struct RecTask {
     signal: i32,
     /// An execve is under way (its exec event stop was seen).
     execed: bool,
+    /// The registers it was resumed with after an event, while it has not
+    /// run user code since: a signal stop with these registers is at a
+    /// deterministic point.
+    resumed_regs: Option<Regs>,
+    /// A signal re-sent by rrpipe to move it to a syscall boundary, with
+    /// the siginfo it originally had.
+    requeued: Option<(i32, Vec<u8>)>,
 }
 
 impl RecTask {
@@ -150,6 +157,8 @@ impl RecTask {
             state,
             signal: 0,
             execed: false,
+            resumed_regs: None,
+            requeued: None,
         }
     }
 }
@@ -304,7 +313,10 @@ impl Recorder {
             Stop::Signal(sig) => {
                 if self.t(tid).state == State::Starting && sig == libc::SIGSTOP {
                     // The stop every new task starts with.
-                    self.t_mut(tid).state = State::Stopped;
+                    let regs = self.t(tid).task.regs()?;
+                    let t = self.t_mut(tid);
+                    t.state = State::Stopped;
+                    t.resumed_regs = Some(regs);
                     return Ok(());
                 }
                 let deliver = self.signal(tid, sig)?;
@@ -504,6 +516,7 @@ impl Recorder {
             task.set_regs(&regs)?;
         }
         let result = regs.rax as i64;
+        self.t_mut(tid).resumed_regs = Some(regs);
         let failed = (-4095..0).contains(&result);
         if p.replay == Replay::Exec && !failed && std::mem::take(&mut self.t_mut(tid).execed) {
             return self.exec_done(tid, p);
@@ -567,6 +580,8 @@ impl Recorder {
             .map(|b| String::from_utf8_lossy(&b.data).into_owned())
             .unwrap_or_default();
         let info = exec::capture(task, p.regs, &filename, &p.argv, &mut self.saver)?;
+        let regs = task.regs()?;
+        self.t_mut(tid).resumed_regs = Some(regs);
         self.emit(tid, EventData::Exec(info), 0)
     }
 
@@ -590,12 +605,14 @@ impl Recorder {
         if sig == libc::SIGSEGV {
             if let Some(insn) = rdtsc::decode(task, regs.rip) {
                 let (tsc, aux) = rdtsc::read_counter(insn);
-                task.set_regs(&rdtsc::emulate(&regs, insn, tsc, aux))?;
+                let after = rdtsc::emulate(&regs, insn, tsc, aux);
+                task.set_regs(&after)?;
                 let info = RdtscInfo {
                     regs,
                     tsc,
                     aux: aux.into(),
                 };
+                self.t_mut(tid).resumed_regs = Some(after);
                 self.emit(tid, EventData::Rdtsc(info), 0)?;
                 return Ok(0);
             }
@@ -605,13 +622,26 @@ impl Recorder {
             return Ok(0);
         };
         // SAFETY: siginfo_t is plain data, 128 bytes.
-        let raw = unsafe {
+        let mut raw = unsafe {
             std::slice::from_raw_parts(
                 &si as *const libc::siginfo_t as *const u8,
                 std::mem::size_of::<libc::siginfo_t>(),
             )
         }
         .to_vec();
+        let t = self.t_mut(tid);
+        if let Some((_, original)) = t.requeued.take_if(|(s, _)| *s == sig) {
+            // Our own re-sending of a signal moved to a syscall boundary:
+            // the program gets the original siginfo.
+            t.task.set_siginfo(&original)?;
+            raw = original;
+        }
+        let fault = is_fault(sig) && si.si_code > 0;
+        let at_boundary = fault || t.resumed_regs == Some(regs);
+        if !at_boundary {
+            // It interrupted user code at an instant replay cannot find.
+            return self.signal_at_anchor(tid, sig, raw);
+        }
         let info = SignalInfo {
             regs,
             signo: sig,
@@ -620,9 +650,120 @@ impl Recorder {
             addr: unsafe { si.si_addr() } as u64,
             fatal: self.is_fatal(tid, sig)?,
             siginfo: raw.into(),
+            anchor: None.into(),
         };
+        self.t_mut(tid).resumed_regs = None;
         self.emit(tid, EventData::Signal(info), 0)?;
         Ok(sig)
+    }
+
+    /// Moves a signal that interrupted user code to the next anchor (or the
+    /// next syscall, whichever comes first) and delivers it there.
+    fn signal_at_anchor(&mut self, tid: i32, sig: i32, raw: Vec<u8>) -> Result<i32> {
+        const MAX_STEPS: u32 = 100_000;
+        let mut steps = 0;
+        loop {
+            let task = &self.tasks[&tid].task;
+            let regs = task.regs()?;
+            if anchor::at_syscall(task, regs.rip) {
+                // Deliver it right after that syscall instead.
+                task.tgkill(sig)?;
+                self.t_mut(tid).requeued = Some((sig, raw));
+                return Ok(0);
+            }
+            if let Some(instr) = anchor::eligible(task, regs.rip) {
+                // Go round once more, to learn what changes between passes
+                // (what replay's trampoline checks first); deliver there.
+                let first_ops = anchor::operand_values(task, &regs, &instr);
+                let (regs, precheck) = match self.step_back_to(tid, regs.rip, &mut steps)? {
+                    Some(again) => {
+                        let task = &self.tasks[&tid].task;
+                        let changed = anchor::operand_values(task, &again, &instr) != first_ops;
+                        (again, anchor::precheck_between(&regs, &again, changed))
+                    }
+                    None => {
+                        // A syscall came first.
+                        let task = &self.tasks[&tid].task;
+                        task.tgkill(sig)?;
+                        self.t_mut(tid).requeued = Some((sig, raw));
+                        return Ok(0);
+                    }
+                };
+                let task = &self.tasks[&tid].task;
+                let anchor = anchor::capture(task, &regs, &instr, precheck)?;
+                if steps > 0 {
+                    // Stopped by a step: deliver the signal from here.
+                    task.set_siginfo(&raw)?;
+                }
+                // SAFETY: 128 bytes of a siginfo_t.
+                let si: libc::siginfo_t =
+                    unsafe { std::ptr::read_unaligned(raw.as_ptr() as *const libc::siginfo_t) };
+                let info = SignalInfo {
+                    regs,
+                    signo: sig,
+                    code: si.si_code,
+                    errno: si.si_errno,
+                    addr: unsafe { si.si_addr() } as u64,
+                    fatal: self.is_fatal(tid, sig)?,
+                    siginfo: raw.into(),
+                    anchor: Some(anchor).into(),
+                };
+                self.t_mut(tid).resumed_regs = None;
+                self.emit(tid, EventData::Signal(info), 0)?;
+                return Ok(sig);
+            }
+            if steps >= MAX_STEPS {
+                return Err(Error::Internal(format!(
+                    "no anchor instruction within {MAX_STEPS} steps of {:#x}",
+                    regs.rip
+                )));
+            }
+            self.step(tid, &mut steps)?;
+        }
+    }
+
+    /// Single-steps `tid` once (emulating a trapped rdtsc on the way).
+    fn step(&mut self, tid: i32, steps: &mut u32) -> Result<()> {
+        *steps += 1;
+        let task = &self.tasks[&tid].task;
+        let rip = task.regs()?.rip;
+        task.resume(Resume::Step, 0)?;
+        match task.wait()? {
+            Stop::Signal(libc::SIGTRAP) => Ok(()),
+            Stop::Signal(libc::SIGSEGV) if rdtsc::decode(task, rip).is_some() => {
+                let regs = task.regs()?;
+                let insn = rdtsc::decode(task, regs.rip).expect("checked");
+                let (tsc, aux) = rdtsc::read_counter(insn);
+                task.set_regs(&rdtsc::emulate(&regs, insn, tsc, aux))?;
+                let info = RdtscInfo {
+                    regs,
+                    tsc,
+                    aux: aux.into(),
+                };
+                self.emit(tid, EventData::Rdtsc(info), 0)
+            }
+            other => Err(Error::Internal(format!(
+                "stepping task {tid} to an anchor: {other:?}"
+            ))),
+        }
+    }
+
+    /// Steps until the task is back at `rip`; None if a syscall comes
+    /// first or it takes too long (then the caller falls back).
+    fn step_back_to(&mut self, tid: i32, rip: u64, steps: &mut u32) -> Result<Option<Regs>> {
+        const LOOP_LIMIT: u32 = 10_000;
+        let start = *steps;
+        loop {
+            self.step(tid, steps)?;
+            let task = &self.tasks[&tid].task;
+            let regs = task.regs()?;
+            if regs.rip == rip {
+                return Ok(Some(regs));
+            }
+            if anchor::at_syscall(task, regs.rip) || *steps - start > LOOP_LIMIT {
+                return Ok(None);
+            }
+        }
     }
 
     fn is_fatal(&self, tid: i32, sig: i32) -> Result<bool> {

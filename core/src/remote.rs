@@ -40,7 +40,19 @@ pub fn syscall_from_user(task: &Task, insn: u64, nr: i64, args: &[u64]) -> Resul
     r.rip = insn;
     task.set_regs(&r)?;
     task.resume(Resume::Syscall, 0)?;
-    expect(task, Stop::SyscallEntry, "syscall entry")?;
+    // From a syscall-emulation entry stop, the skipped syscall reports its
+    // exit first.
+    let mut stop = task.wait()?;
+    if stop == Stop::SyscallExit {
+        task.resume(Resume::Syscall, 0)?;
+        stop = task.wait()?;
+    }
+    if stop != Stop::SyscallEntry {
+        return Err(Error::Internal(format!(
+            "remote syscall entry in task {}: got {stop:?}",
+            task.tid
+        )));
+    }
     task.resume(Resume::Syscall, 0)?;
     expect(task, Stop::SyscallExit, "syscall exit")?;
     let result = task.regs()?.rax as i64;

@@ -17,10 +17,10 @@ use crate::cli::ReplayOptions;
 use crate::config::PluginSpec;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
-use crate::ptrace::{Resume, Stop, Task};
+use crate::ptrace::{is_fault, Resume, Stop, Task};
 use crate::session::Session;
 use crate::syscalls::{self, Replay};
-use crate::{exec, rdtsc, remote, spawn, tracedir};
+use crate::{anchor, exec, rdtsc, remote, spawn, tracedir};
 
 pub fn run(opts: &ReplayOptions) -> Result<i32> {
     let dir = tracedir::resolve(opts.trace.as_deref())?;
@@ -288,32 +288,21 @@ impl Replayer {
                     self.dispatch(event)?;
                 }
                 EventData::Signal(info) => {
+                    if let Some(anchor) = info.anchor.as_ref().into_option() {
+                        let pending = std::mem::take(&mut self.t_mut().signal);
+                        if let Err(detail) =
+                            anchor::run_to(self.task(), &info.regs, anchor, pending)?
+                        {
+                            return Err(self.diverged(&event, detail));
+                        }
+                    }
                     if !is_fault(info.signo) || info.code <= 0 {
                         // Sent by someone (a task, the kernel for a child's
                         // exit, a user): replay sends it again.
-                        let sig = nix::sys::signal::Signal::try_from(info.signo)
-                            .map_err(|e| Error::BadTrace(format!("signal {}: {e}", info.signo)))?;
-                        let r = unsafe {
-                            libc::syscall(
-                                libc::SYS_tgkill,
-                                self.task().tid.as_raw(),
-                                self.task().tid.as_raw(),
-                                sig as i32,
-                            )
-                        };
-                        if r != 0 {
-                            return Err(Error::internal("tgkill", std::io::Error::last_os_error()));
-                        }
+                        self.task().tgkill(info.signo)?;
                     }
                     self.run_to_signal(&event, info.signo, &info.regs)?;
-                    if info.siginfo.len() == std::mem::size_of::<libc::siginfo_t>() {
-                        // SAFETY: 128 recorded bytes of a siginfo_t.
-                        let si: libc::siginfo_t = unsafe {
-                            std::ptr::read_unaligned(info.siginfo.as_ptr() as *const libc::siginfo_t)
-                        };
-                        nix::sys::ptrace::setsiginfo(self.task().tid, &si)
-                            .map_err(|e| Error::internal("PTRACE_SETSIGINFO", e))?;
-                    }
+                    self.task().set_siginfo(&info.siginfo)?;
                     self.t_mut().signal = info.signo;
                     self.dispatch(event)?;
                 }
@@ -788,15 +777,6 @@ impl Replayer {
         changed.r8 = new;
         self.execute(event, Some(changed))
     }
-}
-
-/// Signals the kernel raises at the faulting instruction, which replay
-/// reproduces by running the same code.
-fn is_fault(sig: i32) -> bool {
-    matches!(
-        sig,
-        libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP | libc::SIGSYS
-    )
 }
 
 /// What an event is, for messages.

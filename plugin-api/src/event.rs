@@ -237,6 +237,26 @@ pub struct SignalInfo {
     pub fatal: bool,
     /// The whole `siginfo_t` (128 bytes), handed to the handler in replay.
     pub siginfo: RVec<u8>,
+    /// Set when the signal interrupted user code: it was delivered at this
+    /// anchor instead, which replay must reach in the same state.
+    pub anchor: abi_stable::std_types::ROption<AnchorInfo>,
+}
+
+/// A point in a computation without syscalls, identified by state rather
+/// than by a branch count (there is no PMU): the registers (in the event)
+/// at an instruction at least 5 bytes long, the values of that
+/// instruction's memory operands, and a digest of all writable memory.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorInfo {
+    /// The anchor instruction's memory operands and their values.
+    pub operands: RVec<MemBlock>,
+    /// xxh3 of every writable mapping's contents, in address order.
+    pub digest: u64,
+    /// What tells passes through the anchor apart cheaply: a register
+    /// number (x86 encoding order, 0 = rax ... 15 = r15), 16 for the first
+    /// memory operand, -1 when nothing was seen to change.
+    pub precheck: i32,
 }
 
 /// A task entering a syscall that may block.
