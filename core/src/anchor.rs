@@ -20,7 +20,7 @@ use iced_x86::{
     BlockEncoder, BlockEncoderOptions, Decoder, DecoderOptions, FlowControl, Instruction,
     InstructionBlock, InstructionInfoFactory, Mnemonic, Register,
 };
-use rrpipe_plugin_api::{AnchorInfo, MemBlock, Regs};
+use rrpipe_plugin_api::{AnchorInfo, MemBlock, RegionDigest, Regs};
 
 use crate::error::{Error, Result};
 use crate::exec::PAGE_SYSCALL;
@@ -49,17 +49,66 @@ pub fn at_syscall(task: &Task, rip: u64) -> bool {
     })
 }
 
-/// The instruction at `rip` if it can serve as an anchor.
-pub fn eligible(task: &Task, rip: u64) -> Option<Instruction> {
-    let instr = decode(task, rip)?;
-    let ok = instr.len() >= 5
-        && instr.flow_control() == FlowControl::Next
+/// Instructions that can be moved into a trampoline.
+fn relocatable(instr: &Instruction) -> bool {
+    instr.flow_control() == FlowControl::Next
         && !matches!(
             instr.mnemonic(),
             Mnemonic::Rdtsc | Mnemonic::Rdtscp | Mnemonic::Cpuid | Mnemonic::Syscall
         )
-        && !instr.has_lock_prefix();
-    ok.then_some(instr)
+        && !instr.has_lock_prefix()
+}
+
+/// An anchor at `rip`: the instruction there and those following it, up
+/// to the 5 bytes a `jmp rel32` patch needs, all of them plain (no branch,
+/// no syscall). Usually one instruction; in tight loops of short
+/// instructions, a few (nothing jumps into the middle of a basic block).
+#[derive(Clone, Debug)]
+pub struct Anchor {
+    pub instrs: Vec<Instruction>,
+}
+
+impl Anchor {
+    fn first(&self) -> &Instruction {
+        &self.instrs[0]
+    }
+    fn end(&self) -> u64 {
+        self.instrs.last().expect("non-empty").next_ip()
+    }
+
+    /// Whether, along an observed `path` of instruction addresses, the
+    /// bytes the patch covers were only ever entered at the anchor and run
+    /// straight through.
+    pub fn entered_only_at_start(&self, path: &[u64]) -> bool {
+        let start = self.first().ip();
+        path.windows(2).all(|w| {
+            let (prev, cur) = (w[0], w[1]);
+            if cur <= start || cur >= self.end() {
+                return true;
+            }
+            // Inside: only by falling through from the instruction before.
+            self.instrs
+                .windows(2)
+                .any(|p| p[0].ip() == prev && p[1].ip() == cur)
+        })
+    }
+}
+
+/// The anchor at `rip`, if one can start there.
+pub fn eligible(task: &Task, rip: u64) -> Option<Anchor> {
+    let bytes = task.read_mem(rip, 32).ok()?;
+    let mut decoder = Decoder::with_ip(64, &bytes, rip, DecoderOptions::NONE);
+    let mut instrs = Vec::new();
+    let mut len = 0;
+    while len < 5 {
+        let instr = decoder.decode();
+        if instr.is_invalid() || !relocatable(&instr) {
+            return None;
+        }
+        len += instr.len();
+        instrs.push(instr);
+    }
+    Some(Anchor { instrs })
 }
 
 fn reg_value(regs: &Regs, reg: Register) -> Option<u64> {
@@ -115,37 +164,63 @@ fn operands(instr: &Instruction, regs: &Regs) -> Vec<(u64, usize)> {
     out
 }
 
-/// xxh3 of every writable mapping, in address order, leaving out the
-/// stack below the red zone: dead memory, which replay's trampoline itself
-/// scribbles on.
-pub fn digest(task: &Task, rsp: u64) -> Result<u64> {
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+/// The user stack pointers of every thread of `tid`'s process (from
+/// /proc/PID/task/*/syscall, which has them for stopped and blocked
+/// threads alike).
+fn thread_stack_pointers(tid: i32) -> Vec<u64> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{tid}/task")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("syscall")).ok())
+        .filter_map(|text| {
+            let fields: Vec<&str> = text.split_whitespace().collect();
+            let sp = fields.get(fields.len().checked_sub(2)?)?;
+            u64::from_str_radix(sp.trim_start_matches("0x"), 16).ok()
+        })
+        .collect()
+}
+
+/// xxh3 of every writable mapping but `skip` (replay's trampoline page),
+/// in address order, leaving out each thread's stack below its red zone:
+/// dead memory, which replay's trampoline, signal delivery and the
+/// tracer's remote syscalls may have scribbled on differently.
+pub fn digest(task: &Task, skip: Option<u64>) -> Result<(u64, Vec<RegionDigest>)> {
     let maps = task
         .mappings()
         .map_err(|e| Error::internal("read tracee maps", e))?;
-    for m in maps
-        .iter()
-        .filter(|m| m.prot & libc::PROT_WRITE as u32 != 0)
-    {
-        let live = rsp.saturating_sub(128);
-        let start = if (m.start..m.end).contains(&rsp) {
-            live.max(m.start)
-        } else {
-            m.start
-        };
+    let rsps = thread_stack_pointers(task.tid.as_raw());
+    let writable = |m: &&rrpipe_plugin_api::Mapping| {
+        m.prot & libc::PROT_WRITE as u32 != 0 && Some(m.start) != skip
+    };
+    let mut regions = Vec::new();
+    for m in maps.iter().filter(writable) {
+        let start = rsps
+            .iter()
+            .filter(|&&sp| (m.start..m.end).contains(&sp))
+            .map(|&sp| sp.saturating_sub(128).max(m.start))
+            .min()
+            .unwrap_or(m.start);
         let data = task
             .read_mem(start, (m.end - start) as usize)
             .map_err(|e| Error::internal(format!("read memory at {start:#x}"), e))?;
-        hasher.update(&start.to_le_bytes());
-        hasher.update(&data);
+        regions.push(RegionDigest {
+            start,
+            digest: xxhash_rust::xxh3::xxh3_64(&data),
+        });
     }
-    Ok(hasher.digest())
+    let mut all = xxhash_rust::xxh3::Xxh3::new();
+    for r in &regions {
+        all.update(&r.start.to_le_bytes());
+        all.update(&r.digest.to_le_bytes());
+    }
+    Ok((all.digest(), regions))
 }
 
 /// Record: the identification of the anchor the task is stopped at.
-pub fn capture(task: &Task, regs: &Regs, instr: &Instruction, precheck: i32) -> Result<AnchorInfo> {
+pub fn capture(task: &Task, regs: &Regs, anchor: &Anchor, precheck: i32) -> Result<AnchorInfo> {
     let mut blocks = Vec::new();
-    for (addr, size) in operands(instr, regs) {
+    for (addr, size) in operands(anchor.first(), regs) {
         let data = task
             .read_mem(addr, size)
             .map_err(|e| Error::internal(format!("read anchor operand at {addr:#x}"), e))?;
@@ -154,9 +229,11 @@ pub fn capture(task: &Task, regs: &Regs, instr: &Instruction, precheck: i32) -> 
             data: data.into(),
         });
     }
+    let (digest, regions) = digest(task, None)?;
     Ok(AnchorInfo {
         operands: blocks.into(),
-        digest: digest(task, regs.rsp)?,
+        digest,
+        regions: regions.into(),
         precheck,
     })
 }
@@ -184,15 +261,15 @@ pub fn precheck_between(first: &Regs, second: &Regs, ops_changed: bool) -> i32 {
 }
 
 /// The values of `instr`'s memory operands now.
-pub fn operand_values(task: &Task, regs: &Regs, instr: &Instruction) -> Vec<Vec<u8>> {
-    operands(instr, regs)
+pub fn operand_values(task: &Task, regs: &Regs, anchor: &Anchor) -> Vec<Vec<u8>> {
+    operands(anchor.first(), regs)
         .into_iter()
         .map(|(addr, size)| task.read_mem(addr, size).unwrap_or_default())
         .collect()
 }
 
 /// Does the stopped task's state equal the recorded anchor state?
-fn matches(task: &Task, regs: &Regs, info: &AnchorInfo) -> Result<bool> {
+fn matches(task: &Task, regs: &Regs, info: &AnchorInfo, page: u64) -> Result<bool> {
     let now = task.regs()?;
     let mut a = now;
     a.rip = regs.rip;
@@ -204,62 +281,93 @@ fn matches(task: &Task, regs: &Regs, info: &AnchorInfo) -> Result<bool> {
             return Ok(false);
         }
     }
-    Ok(digest(task, regs.rsp)? == info.digest)
+    Ok(digest(task, Some(page))?.0 == info.digest)
 }
 
-/// Machine code of the trampoline, built by hand: every instruction is
-/// fixed-size, and the tail is the relocated anchor.
-struct Code(Vec<u8>);
+/// Machine code of the trampoline, built by hand. Data lives at the end
+/// of the page and is addressed rip-relative.
+struct Code {
+    base: u64,
+    bytes: Vec<u8>,
+}
+
+/// Where the trampoline keeps its data, from the start of its page.
+const DATA: u64 = 0x800;
+/// Saved rax, saved flags (from `lahf`/`seto`), then the recorded
+/// registers (16 slots, x86 order).
+const SAVE_RAX: u64 = DATA;
+const SAVE_FLAGS: u64 = DATA + 8;
+const RECORDED: u64 = DATA + 16;
 
 impl Code {
-    fn bytes(&mut self, b: &[u8]) {
-        self.0.extend_from_slice(b);
+    fn b(&mut self, b: &[u8]) {
+        self.bytes.extend_from_slice(b);
     }
-    fn mov_imm64(&mut self, reg: u8, imm: u64) {
-        // REX.W (+B) B8+r imm64
-        self.bytes(&[0x48 | (reg >> 3), 0xb8 + (reg & 7)]);
-        self.bytes(&imm.to_le_bytes());
+    /// A rip-relative disp32 to page offset `at`, for an instruction whose
+    /// remaining bytes after the displacement are `tail`.
+    fn rel(&mut self, at: u64, tail: usize) {
+        let next = self.base + self.bytes.len() as u64 + 4 + tail as u64;
+        let disp = (self.base + at) as i64 - next as i64;
+        self.b(&(disp as i32).to_le_bytes());
     }
-    /// `jne rel32` to be patched; returns the offset of the rel32.
-    fn jne(&mut self) -> usize {
-        self.bytes(&[0x0f, 0x85, 0, 0, 0, 0]);
-        self.0.len() - 4
+    /// mov [rip+slot], rax
+    fn store_rax(&mut self, slot: u64) {
+        self.b(&[0x48, 0x89, 0x05]);
+        self.rel(slot, 0);
     }
-    /// `jrcxz rel8` to be patched; returns the offset of the rel8.
-    fn jrcxz(&mut self) -> usize {
-        self.bytes(&[0xe3, 0]);
-        self.0.len() - 1
+    /// mov rax, [rip+slot]
+    fn load_rax(&mut self, slot: u64) {
+        self.b(&[0x48, 0x8b, 0x05]);
+        self.rel(slot, 0);
+    }
+    /// mov rcx, reg
+    fn rcx_from(&mut self, reg: u8) {
+        self.b(&[0x48 | ((reg >> 3) << 2), 0x89, 0xc0 | ((reg & 7) << 3) | 1]);
+    }
+    /// cmp reg, [rip+slot]
+    fn cmp_slot(&mut self, reg: u8, slot: u64) {
+        self.b(&[0x48 | ((reg >> 3) << 2), 0x3b, 0x05 | ((reg & 7) << 3)]);
+        self.rel(slot, 0);
+    }
+    /// A rel32 jump or jne to be patched: returns the offset of the rel32.
+    fn jcc(&mut self, opcode: &[u8]) -> usize {
+        self.b(opcode);
+        self.b(&[0, 0, 0, 0]);
+        self.bytes.len() - 4
     }
     fn patch32(&mut self, at: usize, target: usize) {
         let rel = target as i64 - (at as i64 + 4);
-        self.0[at..at + 4].copy_from_slice(&(rel as i32).to_le_bytes());
+        self.bytes[at..at + 4].copy_from_slice(&(rel as i32).to_le_bytes());
     }
-    fn patch8(&mut self, at: usize, target: usize) {
-        let rel = target as i64 - (at as i64 + 1);
-        self.0[at] = rel as i8 as u8;
+    /// Puts back the flags and rax saved by the full compare.
+    fn restore_flags_rax(&mut self) {
+        self.load_rax(SAVE_FLAGS);
+        self.b(&[0x04, 0x7f, 0x9e]); // add al,0x7f (restores OF); sahf
+        self.load_rax(SAVE_RAX);
     }
 }
 
-/// Register numbers as the encoding uses them.
-const RCX: u8 = 1;
-const RDX: u8 = 2;
-
-/// The trampoline for `instr` (the anchor at `regs.rip`) placed at `base`.
-/// Returns the code, the offset of the `int3` (a hit traps just past it)
-/// and the offset where a pass that is not a hit continues.
+/// The trampoline for `anchor` (at `regs.rip`) placed at `base`, and its
+/// data. The hot pre-check pushes two registers below the red zone; the
+/// rare full compare keeps its scratch in its page and saves the flags with
+/// `lahf`/`seto`. Returns the page image, the offset just past the `int3`
+/// of a hit and the offset where a pass that is not a hit continues.
 fn trampoline(
     base: u64,
-    instr: &Instruction,
+    anchor: &Anchor,
     regs: &Regs,
     info: &AnchorInfo,
 ) -> Result<(Vec<u8>, usize, usize)> {
-    let mut c = Code(Vec::new());
-    c.bytes(&[0x48, 0x8d, 0x64, 0x24, 0x80]); // lea rsp,[rsp-128]: keep the red zone
+    let mut c = Code {
+        base,
+        bytes: Vec::new(),
+    };
+    let recorded = gp(regs);
     let mut to_out = Vec::new();
-    // Cheap pre-check without touching flags (lea + jrcxz): the value
-    // that was seen to change between passes must hold its recorded value.
+    // Cheap pre-check, flags untouched (lea + jrcxz): the value that was
+    // seen to change between passes must hold its recorded value.
     let pre = match info.precheck {
-        r @ 0..=15 if r != 4 => Some((None, r as u8, gp(regs)[r as usize])),
+        r @ 0..=15 if r != 4 => Some((None, r as u8, recorded[r as usize])),
         16 => info.operands.first().map(|op| {
             let mut value = [0u8; 8];
             value[..op.data.len()].copy_from_slice(&op.data);
@@ -268,102 +376,87 @@ fn trampoline(
         _ => None,
     };
     if let Some((operand, reg, value)) = pre {
-        c.bytes(&[0x51, 0x52]); // push rcx; push rdx
+        // On the hot path: two pushes below the red zone (dead stack,
+        // which the digest leaves out for every thread).
+        c.b(&[0x48, 0x8d, 0x64, 0x24, 0x80]); // lea rsp,[rsp-128]
+        c.b(&[0x51, 0x52]); // push rcx; push rdx
         match operand {
             Some(op) => {
-                c.mov_imm64(RCX, op.addr);
+                c.b(&[0x48, 0xb9]); // mov rcx, imm64
+                c.b(&op.addr.to_le_bytes());
                 match op.data.len() {
-                    1 => c.bytes(&[0x0f, 0xb6, 0x09]), // movzx ecx, byte [rcx]
-                    2 => c.bytes(&[0x0f, 0xb7, 0x09]), // movzx ecx, word [rcx]
-                    4 => c.bytes(&[0x8b, 0x09]),       // mov ecx, [rcx]
-                    _ => c.bytes(&[0x48, 0x8b, 0x09]), // mov rcx, [rcx]
+                    1 => c.b(&[0x0f, 0xb6, 0x09]), // movzx ecx, byte [rcx]
+                    2 => c.b(&[0x0f, 0xb7, 0x09]), // movzx ecx, word [rcx]
+                    4 => c.b(&[0x8b, 0x09]),       // mov ecx, [rcx]
+                    _ => c.b(&[0x48, 0x8b, 0x09]), // mov rcx, [rcx]
                 }
             }
-            None if reg == RCX => {}
-            None => {
-                // mov rcx, reg
-                c.bytes(&[
-                    0x48 | ((reg >> 3) << 2),
-                    0x89,
-                    0xc0 | ((reg & 7) << 3) | RCX,
-                ]);
-            }
+            None if reg == 1 => {}
+            None => c.rcx_from(reg),
         }
-        c.mov_imm64(RDX, value.wrapping_neg());
-        c.bytes(&[0x48, 0x8d, 0x0c, 0x11]); // lea rcx,[rcx+rdx]
-        let candidate = c.jrcxz();
-        c.bytes(&[0x5a, 0x59]); // pop rdx; pop rcx
-        let skip = c.0.len();
-        c.bytes(&[0xe9, 0, 0, 0, 0]); // jmp out
-        to_out.push(skip + 1);
-        let here = c.0.len();
-        c.patch8(candidate, here);
-        c.bytes(&[0x5a, 0x59]); // pop rdx; pop rcx
+        c.b(&[0x48, 0xba]); // mov rdx, imm64
+        c.b(&value.wrapping_neg().to_le_bytes());
+        c.b(&[0x48, 0x8d, 0x0c, 0x11]); // lea rcx,[rcx+rdx]
+        c.b(&[0xe3, 0x00]); // jrcxz candidate (patched below)
+        let jrcxz = c.bytes.len() - 1;
+        c.b(&[0x5a, 0x59]); // pop rdx; pop rcx
+        c.b(&[0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0]); // lea rsp,[rsp+128]
+        to_out.push(c.jcc(&[0xe9]));
+        let here = c.bytes.len();
+        c.bytes[jrcxz] = (here - (jrcxz + 1)) as u8;
+        c.b(&[0x5a, 0x59]); // pop rdx; pop rcx
+        c.b(&[0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0]); // lea rsp,[rsp+128]
     }
-    // Full register compare, flags saved.
-    c.bytes(&[0x9c, 0x50]); // pushfq; push rax
+    // Full compare; the flags are saved first.
+    c.store_rax(SAVE_RAX);
+    c.b(&[0x0f, 0x90, 0xc0, 0x9f]); // seto al; lahf
+    c.store_rax(SAVE_FLAGS);
     let mut misses = Vec::new();
-    let gp: [(u8, u64); 14] = [
-        (1, regs.rcx),
-        (2, regs.rdx),
-        (3, regs.rbx),
-        (5, regs.rbp),
-        (6, regs.rsi),
-        (7, regs.rdi),
-        (8, regs.r8),
-        (9, regs.r9),
-        (10, regs.r10),
-        (11, regs.r11),
-        (12, regs.r12),
-        (13, regs.r13),
-        (14, regs.r14),
-        (15, regs.r15),
-    ];
-    for (reg, value) in gp {
-        c.mov_imm64(0, value); // mov rax, imm64
-                               // cmp reg, rax
-        c.bytes(&[if reg >= 8 { 0x49 } else { 0x48 }, 0x39, 0xc0 | (reg & 7)]);
-        misses.push(c.jne());
+    for reg in 1..16u8 {
+        c.cmp_slot(reg, RECORDED + reg as u64 * 8);
+        misses.push(c.jcc(&[0x0f, 0x85]));
     }
-    c.mov_imm64(0, regs.rax);
-    c.bytes(&[0x48, 0x39, 0x04, 0x24]); // cmp [rsp], rax
-    misses.push(c.jne());
-    c.mov_imm64(0, regs.rsp.wrapping_sub(144));
-    c.bytes(&[0x48, 0x39, 0xc4]); // cmp rsp, rax
-    misses.push(c.jne());
-    // A candidate: restore everything and trap.
-    c.bytes(&[0x58, 0x9d]); // pop rax; popfq
-    c.bytes(&[0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0]); // lea rsp,[rsp+128]
-    c.bytes(&[0xcc]); // int3
-    let hit = c.0.len();
-    let miss = c.0.len();
+    c.load_rax(SAVE_RAX);
+    c.cmp_slot(0, RECORDED);
+    misses.push(c.jcc(&[0x0f, 0x85]));
+    // A candidate: everything as it was, then trap.
+    c.restore_flags_rax();
+    c.b(&[0xcc]); // int3
+    let hit = c.bytes.len();
+    let miss = c.bytes.len();
     for at in misses {
         c.patch32(at, miss);
     }
-    c.bytes(&[0x58, 0x9d]); // pop rax; popfq
-    let out = c.0.len();
+    c.restore_flags_rax();
+    let out = c.bytes.len();
     for at in to_out {
         c.patch32(at, out);
     }
-    c.bytes(&[0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0]); // lea rsp,[rsp+128]
-    let resume = c.0.len();
-    // The anchor itself, relocated, then back to the instruction after it.
-    let reloc_ip = base + resume as u64;
-    let block = [*instr];
+    // The anchor itself, relocated, then back to what follows it.
+    let reloc_ip = base + out as u64;
     let encoded = BlockEncoder::encode(
         64,
-        InstructionBlock::new(&block, reloc_ip),
+        InstructionBlock::new(&anchor.instrs, reloc_ip),
         BlockEncoderOptions::NONE,
     )
     .map_err(|e| Error::Internal(format!("cannot relocate anchor instruction: {e}")))?;
-    c.bytes(&encoded.code_buffer);
-    let jmp_at = base + c.0.len() as u64;
-    let back = instr.next_ip() as i64 - (jmp_at as i64 + 5);
+    c.b(&encoded.code_buffer);
+    let jmp_at = base + c.bytes.len() as u64;
+    let back = anchor.end() as i64 - (jmp_at as i64 + 5);
     let back = i32::try_from(back)
         .map_err(|_| Error::Internal("trampoline too far from the anchor".into()))?;
-    c.bytes(&[0xe9]);
-    c.bytes(&back.to_le_bytes());
-    Ok((c.0, hit, resume))
+    c.b(&[0xe9]);
+    c.b(&back.to_le_bytes());
+    if c.bytes.len() as u64 > DATA {
+        return Err(Error::Internal("trampoline code too long".into()));
+    }
+    let mut page = c.bytes;
+    page.resize(RECORDED as usize + 16 * 8, 0);
+    for (i, v) in recorded.iter().enumerate() {
+        let at = RECORDED as usize + i * 8;
+        page[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    Ok((page, hit, out))
 }
 
 /// A free page within reach of a rel32 jump from `near`.
@@ -423,9 +516,27 @@ pub fn run_to(
             }
         }
     }
-    let Some(instr) = eligible(task, regs.rip) else {
+    let Some(anchor) = eligible(task, regs.rip) else {
         return Ok(Err(format!("no anchor instruction at {:#x}", regs.rip)));
     };
+    // Stopped inside the bytes the patch will cover (a handler returned
+    // there): run those instructions first, as the program would.
+    let mut steps = 0;
+    loop {
+        let rip = task.regs()?.rip;
+        if rip <= regs.rip || rip >= anchor.end() {
+            break;
+        }
+        steps += 1;
+        if steps > 16 {
+            return Ok(Err(format!("stuck inside the anchor at {rip:#x}")));
+        }
+        task.resume(Resume::Step, 0)?;
+        match task.wait()? {
+            Stop::Signal(libc::SIGTRAP) => {}
+            other => return Ok(Err(format!("stepping out of the anchor: {other:?}"))),
+        }
+    }
     let page = free_page_near(task, regs.rip)?;
     if std::env::var_os("RRPIPE_DEBUG").is_some() {
         eprintln!(
@@ -438,8 +549,9 @@ pub fn run_to(
                 .collect::<Vec<_>>()
         );
     }
-    let (code, hit, resume) = trampoline(page, &instr, regs, info)?;
-    let prot = (libc::PROT_READ | libc::PROT_EXEC) as u64;
+    let (code, hit, resume) = trampoline(page, &anchor, regs, info)?;
+    // Writable too: the trampoline keeps its scratch data there.
+    let prot = (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) as u64;
     let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
     let got = remote::syscall_from_user(
         task,
@@ -473,22 +585,30 @@ pub fn run_to(
                         now.rip
                     ));
                 }
-                if matches(task, regs, info)? {
+                if matches(task, regs, info, page)? {
                     break Ok(());
                 }
                 if std::env::var_os("RRPIPE_DEBUG").is_some() {
-                    let d = digest(task, regs.rsp)?;
+                    let (_, now_regions) = digest(task, Some(page))?;
+                    let differ: Vec<String> = info
+                        .regions
+                        .iter()
+                        .filter(|r| !now_regions.contains(r))
+                        .map(|r| format!("{:#x}", r.start))
+                        .collect();
+                    let regs_differ: Vec<&str> = regs
+                        .to_array()
+                        .iter()
+                        .zip(now.to_array())
+                        .enumerate()
+                        .filter(|(i, (a, b))| **a != *b && Regs::NAMES[*i] != "rip")
+                        .map(|(i, _)| Regs::NAMES[i])
+                        .collect();
                     eprintln!(
-                        "anchor: candidate at {:#x} rejected: regs {:?} digest {d:#x} want {:#x}",
+                        "anchor: candidate at {:#x} rejected: registers {regs_differ:?}, memory at {differ:?} (now {} regions, recorded {})",
                         regs.rip,
-                        regs.to_array()
-                            .iter()
-                            .zip(now.to_array())
-                            .enumerate()
-                            .filter(|(_, (a, b))| **a != *b)
-                            .map(|(i, _)| Regs::NAMES[i])
-                            .collect::<Vec<_>>(),
-                        info.digest
+                        now_regions.len(),
+                        info.regions.len()
                     );
                 }
                 // Same registers, other memory: not this pass.
@@ -538,10 +658,15 @@ mod tests {
             }]
             .into(),
             digest: 0,
+            regions: Vec::new().into(),
             precheck: 16,
         };
-        let (code, hit, resume) = trampoline(0x402000, &instr, &regs, &info).unwrap();
+        let anchor = Anchor {
+            instrs: vec![instr],
+        };
+        let (code, hit, resume) = trampoline(0x402000, &anchor, &regs, &info).unwrap();
         assert_eq!(code[hit - 1], 0xcc);
+        assert!(code.len() <= 4096);
         // The relocated instruction still reads 0x401106.
         let mut d = Decoder::with_ip(
             64,

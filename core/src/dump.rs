@@ -93,6 +93,7 @@ pub fn event_line(event: &Event) -> String {
         EventKind::Exec => "exec",
         EventKind::Syscall => "syscall",
         EventKind::Blocked => "blocked",
+        EventKind::Preempt => "preempt",
         EventKind::Signal => "signal",
         EventKind::Rdtsc => "rdtsc",
         EventKind::Exit => "exit",
@@ -129,6 +130,10 @@ pub fn event_line(event: &Event) -> String {
             line
         }
         EventData::Blocked(_) => format!("{} may wait: other tasks run", syscalls::name(h.syscall)),
+        EventData::Preempt(p) => match p.anchor.as_ref().into_option() {
+            Some(a) => format!("at anchor {:#x} (digest {:#x})", p.regs.rip, a.digest),
+            None => format!("at {:#x}, right after its previous event", p.regs.rip),
+        },
         EventData::Signal(s) => signal_details(s),
         EventData::Rdtsc(r) => match r.aux.into_option() {
             Some(aux) => format!("rdtscp() = {} aux={aux}", r.tsc),

@@ -19,6 +19,7 @@ pub mod rdtsc;
 pub mod record;
 pub mod remote;
 pub mod replay;
+pub mod sched;
 pub mod session;
 pub mod snapshot;
 pub mod spawn;

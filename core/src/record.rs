@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use rrpipe_plugin_api::trace::{write_header, TraceHeader};
 use rrpipe_plugin_api::{
-    flags, AbortInfo, BlockedInfo, EventData, ExitInfo, MemBlock, Mode, RdtscInfo, Regs, SavedFile,
-    SignalInfo, SyscallInfo,
+    flags, AbortInfo, AnchorInfo, BlockedInfo, EventData, ExitInfo, MemBlock, Mode, PreemptInfo,
+    RdtscInfo, Regs, SavedFile, SignalInfo, SyscallInfo,
 };
 
 use crate::cli::RecordOptions;
@@ -18,6 +18,7 @@ use crate::config::PluginSpec;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::ptrace::{is_fault, Resume, Stop, Task};
+use crate::sched::Preempter;
 use crate::session::Session;
 use crate::syscalls::{self, Access, Arg, Replay};
 use crate::tracedir::{self, FileSaver};
@@ -84,9 +85,45 @@ pub fn run(opts: &RecordOptions) -> Result<i32> {
         stdin: None,
     };
     let task = spawn::spawn(&spec)?;
+    forward_interruptions_to(task.tid.as_raw());
     let mut rec = Recorder::new(task, Session::new(pipeline), saver);
     let outcome = rec.record(&filename, &argv);
     rec.finish(&dir, outcome)
+}
+
+/// The recorded program's pid, for the interruption handler.
+static TRACEE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // A terminal's Ctrl-C reaches the whole foreground group, the program
+    // included: nothing to do. A signal sent to rrpipe alone (kill, a
+    // supervisor's SIGTERM) is passed on, so the program sees what it
+    // would have seen, and the recording ends the way the program does.
+    // SAFETY: the kernel hands a valid siginfo; kill is async-signal-safe.
+    unsafe {
+        if (*info).si_code <= 0 {
+            let pid = TRACEE.load(std::sync::atomic::Ordering::Relaxed);
+            if pid > 0 {
+                libc::kill(pid, sig);
+            }
+        }
+    }
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP stop the program, not the recorder: the
+/// recorder records how the program reacts and completes the trace.
+fn forward_interruptions_to(pid: i32) {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    TRACEE.store(pid, std::sync::atomic::Ordering::Relaxed);
+    let action = SigAction::new(
+        SigHandler::SigAction(forward),
+        SaFlags::SA_SIGINFO | SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only makes an async-signal-safe call.
+        let _ = unsafe { sigaction(sig, &action) };
+    }
 }
 
 /// Finds the program like a shell does: a name with a slash is a path,
@@ -147,6 +184,9 @@ struct RecTask {
     /// A signal re-sent by rrpipe to move it to a syscall boundary, with
     /// the siginfo it originally had.
     requeued: Option<(i32, Vec<u8>)>,
+    /// Its time slice ended at a point the scheduler could not use: switch
+    /// at its next syscall.
+    preempt_pending: bool,
 }
 
 impl RecTask {
@@ -159,6 +199,7 @@ impl RecTask {
             execed: false,
             resumed_regs: None,
             requeued: None,
+            preempt_pending: false,
         }
     }
 }
@@ -178,6 +219,7 @@ struct Recorder {
     initial_status: Option<Outcome>,
     session: Session,
     saver: FileSaver,
+    preempter: Preempter,
 }
 
 /// How the recorded program ended.
@@ -205,6 +247,7 @@ impl Recorder {
             initial_status: None,
             session,
             saver,
+            preempter: Preempter::new(),
         }
     }
 
@@ -272,6 +315,12 @@ impl Recorder {
             if self.tasks.is_empty() {
                 break;
             }
+            let contended = self.current.filter(|&c| {
+                self.tasks
+                    .iter()
+                    .any(|(&t, rt)| t != c && rt.state == State::Stopped)
+            });
+            self.preempter.set(contended);
             let (pid, stop) = crate::ptrace::wait_any()?;
             let tid = pid.as_raw();
             if let std::collections::btree_map::Entry::Vacant(slot) = self.tasks.entry(tid) {
@@ -318,6 +367,9 @@ impl Recorder {
                     t.state = State::Stopped;
                     t.resumed_regs = Some(regs);
                     return Ok(());
+                }
+                if sig == libc::SIGSTOP && self.preempter.take_fired(tid) {
+                    return self.preempt(tid);
                 }
                 let deliver = self.signal(tid, sig)?;
                 self.t_mut(tid).signal = deliver;
@@ -475,7 +527,8 @@ impl Recorder {
                 })
             }
         }
-        if syscalls::may_block(nr) && self.tasks.len() > 1 {
+        let preempted = std::mem::take(&mut self.t_mut(tid).preempt_pending);
+        if (syscalls::may_block(nr) || preempted) && self.tasks.len() > 1 {
             // A scheduling point: others run while this one waits.
             self.emit(tid, EventData::Blocked(BlockedInfo { regs }), 0)?;
             let t = self.t_mut(tid);
@@ -660,57 +713,60 @@ impl Recorder {
     /// Moves a signal that interrupted user code to the next anchor (or the
     /// next syscall, whichever comes first) and delivers it there.
     fn signal_at_anchor(&mut self, tid: i32, sig: i32, raw: Vec<u8>) -> Result<i32> {
+        let Some((regs, anchor)) = self.step_to_anchor(tid)? else {
+            // A syscall comes first: deliver it right after that syscall.
+            self.t(tid).task.tgkill(sig)?;
+            self.t_mut(tid).requeued = Some((sig, raw));
+            return Ok(0);
+        };
+        // Stopped by a step: deliver the signal from here.
+        self.t(tid).task.set_siginfo(&raw)?;
+        // SAFETY: 128 bytes of a siginfo_t.
+        let si: libc::siginfo_t =
+            unsafe { std::ptr::read_unaligned(raw.as_ptr() as *const libc::siginfo_t) };
+        let info = SignalInfo {
+            regs,
+            signo: sig,
+            code: si.si_code,
+            errno: si.si_errno,
+            addr: unsafe { si.si_addr() } as u64,
+            fatal: self.is_fatal(tid, sig)?,
+            siginfo: raw.into(),
+            anchor: Some(anchor).into(),
+        };
+        self.t_mut(tid).resumed_regs = None;
+        self.emit(tid, EventData::Signal(info), 0)?;
+        Ok(sig)
+    }
+
+    /// Steps a task stopped in user code to an anchor: the first eligible
+    /// instruction, reached a second time when it loops (to learn what
+    /// changes between passes, which replay's trampoline checks first).
+    /// None when a syscall comes first.
+    fn step_to_anchor(&mut self, tid: i32) -> Result<Option<(Regs, AnchorInfo)>> {
         const MAX_STEPS: u32 = 100_000;
         let mut steps = 0;
         loop {
             let task = &self.tasks[&tid].task;
             let regs = task.regs()?;
             if anchor::at_syscall(task, regs.rip) {
-                // Deliver it right after that syscall instead.
-                task.tgkill(sig)?;
-                self.t_mut(tid).requeued = Some((sig, raw));
-                return Ok(0);
+                return Ok(None);
             }
-            if let Some(instr) = anchor::eligible(task, regs.rip) {
-                // Go round once more, to learn what changes between passes
-                // (what replay's trampoline checks first); deliver there.
-                let first_ops = anchor::operand_values(task, &regs, &instr);
-                let (regs, precheck) = match self.step_back_to(tid, regs.rip, &mut steps)? {
-                    Some(again) => {
-                        let task = &self.tasks[&tid].task;
-                        let changed = anchor::operand_values(task, &again, &instr) != first_ops;
-                        (again, anchor::precheck_between(&regs, &again, changed))
-                    }
-                    None => {
-                        // A syscall came first.
-                        let task = &self.tasks[&tid].task;
-                        task.tgkill(sig)?;
-                        self.t_mut(tid).requeued = Some((sig, raw));
-                        return Ok(0);
-                    }
+            if let Some(found) = anchor::eligible(task, regs.rip) {
+                let first_ops = anchor::operand_values(task, &regs, &found);
+                let Some((again, path)) = self.step_back_to(tid, regs.rip, &mut steps)? else {
+                    return Ok(None);
                 };
-                let task = &self.tasks[&tid].task;
-                let anchor = anchor::capture(task, &regs, &instr, precheck)?;
-                if steps > 0 {
-                    // Stopped by a step: deliver the signal from here.
-                    task.set_siginfo(&raw)?;
+                if !found.entered_only_at_start(&path) {
+                    // The loop jumps into the middle of the bytes a patch
+                    // would cover: look further.
+                    continue;
                 }
-                // SAFETY: 128 bytes of a siginfo_t.
-                let si: libc::siginfo_t =
-                    unsafe { std::ptr::read_unaligned(raw.as_ptr() as *const libc::siginfo_t) };
-                let info = SignalInfo {
-                    regs,
-                    signo: sig,
-                    code: si.si_code,
-                    errno: si.si_errno,
-                    addr: unsafe { si.si_addr() } as u64,
-                    fatal: self.is_fatal(tid, sig)?,
-                    siginfo: raw.into(),
-                    anchor: Some(anchor).into(),
-                };
-                self.t_mut(tid).resumed_regs = None;
-                self.emit(tid, EventData::Signal(info), 0)?;
-                return Ok(sig);
+                let task = &self.tasks[&tid].task;
+                let changed = anchor::operand_values(task, &again, &found) != first_ops;
+                let precheck = anchor::precheck_between(&regs, &again, changed);
+                let anchor = anchor::capture(task, &again, &found, precheck)?;
+                return Ok(Some((again, anchor)));
             }
             if steps >= MAX_STEPS {
                 return Err(Error::Internal(format!(
@@ -720,6 +776,43 @@ impl Recorder {
             }
             self.step(tid, &mut steps)?;
         }
+    }
+
+    /// The time slice of `tid` ended (the preempter stopped it): let the
+    /// next task run, at a point replay can find.
+    fn preempt(&mut self, tid: i32) -> Result<()> {
+        let others = self
+            .tasks
+            .iter()
+            .any(|(&t, rt)| t != tid && rt.state == State::Stopped);
+        if !others || self.current != Some(tid) {
+            return self.continue_or_park(tid);
+        }
+        let regs = self.t(tid).task.regs()?;
+        let info = if self.t(tid).resumed_regs == Some(regs) {
+            PreemptInfo {
+                regs,
+                anchor: None.into(),
+            }
+        } else {
+            match self.step_to_anchor(tid)? {
+                Some((regs, anchor)) => PreemptInfo {
+                    regs,
+                    anchor: Some(anchor).into(),
+                },
+                None => {
+                    // Switch at its next syscall instead.
+                    self.t_mut(tid).preempt_pending = true;
+                    return self.continue_or_park(tid);
+                }
+            }
+        };
+        self.emit(tid, EventData::Preempt(info), 0)?;
+        let t = self.t_mut(tid);
+        t.resumed_regs = None;
+        t.state = State::Stopped;
+        self.current = None;
+        Ok(())
     }
 
     /// Single-steps `tid` once (emulating a trapped rdtsc on the way).
@@ -749,16 +842,24 @@ impl Recorder {
     }
 
     /// Steps until the task is back at `rip`; None if a syscall comes
-    /// first or it takes too long (then the caller falls back).
-    fn step_back_to(&mut self, tid: i32, rip: u64, steps: &mut u32) -> Result<Option<Regs>> {
+    /// first or it takes too long (then the caller falls back). Returns the
+    /// registers there and every instruction address on the way.
+    fn step_back_to(
+        &mut self,
+        tid: i32,
+        rip: u64,
+        steps: &mut u32,
+    ) -> Result<Option<(Regs, Vec<u64>)>> {
         const LOOP_LIMIT: u32 = 10_000;
         let start = *steps;
+        let mut path = vec![rip];
         loop {
             self.step(tid, steps)?;
             let task = &self.tasks[&tid].task;
             let regs = task.regs()?;
+            path.push(regs.rip);
             if regs.rip == rip {
-                return Ok(Some(regs));
+                return Ok(Some((regs, path)));
             }
             if anchor::at_syscall(task, regs.rip) || *steps - start > LOOP_LIMIT {
                 return Ok(None);

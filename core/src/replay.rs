@@ -277,6 +277,23 @@ impl Replayer {
             match &event.data {
                 EventData::Syscall(info) => self.syscall(&event, info)?,
                 EventData::Blocked(info) => self.blocked(&event, &info.regs)?,
+                EventData::Preempt(info) => {
+                    match info.anchor.as_ref().into_option() {
+                        Some(anchor) => {
+                            let pending = std::mem::take(&mut self.t_mut().signal);
+                            if let Err(detail) =
+                                anchor::run_to(self.task(), &info.regs, anchor, pending)?
+                            {
+                                return Err(self.diverged(&event, detail));
+                            }
+                        }
+                        None => {
+                            let regs = self.task().regs()?;
+                            self.check_regs(&event, &info.regs, &regs)?;
+                        }
+                    }
+                    self.dispatch(event)?;
+                }
                 EventData::Rdtsc(info) => {
                     self.run_to_signal(&event, libc::SIGSEGV, &info.regs)?;
                     let insn = rdtsc::decode(self.task(), info.regs.rip).ok_or_else(|| {
@@ -788,6 +805,7 @@ fn describe(event: &Event) -> String {
         EventData::Exit(_) => "exit".to_string(),
         EventData::Exec(_) => "exec".to_string(),
         EventData::Blocked(_) => format!("syscall {}", syscalls::name(event.header.syscall)),
+        EventData::Preempt(_) => "preemption".to_string(),
         EventData::Abort(_) => "end of recording".to_string(),
     }
 }

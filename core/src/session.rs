@@ -47,6 +47,7 @@ pub fn new_event(time: Time, tid: i32, data: EventData, result: i64) -> Event {
             b.regs.syscall_args(),
             0,
         ),
+        EventData::Preempt(_) => (EventKind::Preempt, -1, [0; 6], 0),
         EventData::Signal(s) => (EventKind::Signal, -1, [0; 6], s.signo),
         EventData::Rdtsc(_) => (EventKind::Rdtsc, -1, [0; 6], 0),
         EventData::Exit(e) => (EventKind::Exit, -1, [0; 6], e.signal),

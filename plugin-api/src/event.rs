@@ -108,6 +108,10 @@ pub enum EventKind {
     /// a pipe, futex, wait4...): a scheduling point. Other tasks run until
     /// its `Syscall` event.
     Blocked,
+    /// The scheduler took the CPU from a task that ran too long without a
+    /// syscall while others were waiting: a scheduling point inside user
+    /// code, placed at an anchor.
+    Preempt,
     /// A signal was delivered to a task.
     Signal,
     /// An `rdtsc`/`rdtscp` instruction was trapped and emulated.
@@ -253,10 +257,31 @@ pub struct AnchorInfo {
     pub operands: RVec<MemBlock>,
     /// xxh3 of every writable mapping's contents, in address order.
     pub digest: u64,
+    /// The same, one per mapping: (start, xxh3), to name what differs.
+    pub regions: RVec<RegionDigest>,
     /// What tells passes through the anchor apart cheaply: a register
     /// number (x86 encoding order, 0 = rax ... 15 = r15), 16 for the first
     /// memory operand, -1 when nothing was seen to change.
     pub precheck: i32,
+}
+
+/// The digest of one writable mapping.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionDigest {
+    pub start: u64,
+    pub digest: u64,
+}
+
+/// A task preempted in user code.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreemptInfo {
+    /// Registers where it stopped.
+    pub regs: Regs,
+    /// The anchor identifying that point; None when it was preempted right
+    /// after its previous event.
+    pub anchor: abi_stable::std_types::ROption<AnchorInfo>,
 }
 
 /// A task entering a syscall that may block.
@@ -304,6 +329,7 @@ pub enum EventData {
     Exec(ExecInfo),
     Syscall(SyscallInfo),
     Blocked(BlockedInfo),
+    Preempt(PreemptInfo),
     Signal(SignalInfo),
     Rdtsc(RdtscInfo),
     Exit(ExitInfo),
@@ -324,6 +350,7 @@ impl Event {
         match &self.data {
             EventData::Syscall(s) => Some(&s.regs),
             EventData::Blocked(b) => Some(&b.regs),
+            EventData::Preempt(p) => Some(&p.regs),
             EventData::Exec(e) => Some(&e.regs),
             EventData::Signal(s) => Some(&s.regs),
             EventData::Rdtsc(r) => Some(&r.regs),

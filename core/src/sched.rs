@@ -1,0 +1,120 @@
+//! Time slices for the serialized schedule. Only one task runs user code at
+//! a time; one that computes without syscalls while others wait would keep
+//! the CPU forever (a thread spinning on a flag another thread must set).
+//! The preempter, a helper thread, stops the running task with SIGSTOP when
+//! its slice ends; the recorder turns that stop into a `Preempt` event at an
+//! anchor and lets the next task run.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a task may run user code while others wait.
+pub const SLICE: Duration = Duration::from_millis(20);
+
+#[derive(Default)]
+struct Slot {
+    /// The task to stop at the deadline.
+    armed: Option<(i32, Instant)>,
+    /// Tasks stopped by the preempter whose stop was not seen yet.
+    fired: Vec<i32>,
+    quit: bool,
+}
+
+pub struct Preempter {
+    shared: Arc<(Mutex<Slot>, Condvar)>,
+    armed_for: Option<i32>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Preempter {
+    pub fn new() -> Preempter {
+        let shared = Arc::new((Mutex::new(Slot::default()), Condvar::new()));
+        let theirs = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("rrpipe-preempt".into())
+            .spawn(move || run(&theirs))
+            .ok();
+        Preempter {
+            shared,
+            armed_for: None,
+            thread,
+        }
+    }
+
+    /// Starts a slice for `tid` (None: nobody needs preempting). A slice
+    /// goes on while the same task stays current.
+    pub fn set(&mut self, tid: Option<i32>) {
+        if tid == self.armed_for {
+            return;
+        }
+        self.armed_for = tid;
+        let (lock, cv) = &*self.shared;
+        let mut slot = lock.lock().unwrap_or_else(|p| p.into_inner());
+        slot.armed = tid.map(|t| (t, Instant::now() + SLICE));
+        cv.notify_all();
+    }
+
+    /// Whether a SIGSTOP that `tid` stopped with came from the preempter.
+    pub fn take_fired(&mut self, tid: i32) -> bool {
+        let (lock, _) = &*self.shared;
+        let mut slot = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let before = slot.fired.len();
+        slot.fired.retain(|&t| t != tid);
+        let fired = slot.fired.len() != before;
+        if fired && self.armed_for == Some(tid) {
+            self.armed_for = None;
+        }
+        fired
+    }
+}
+
+impl Default for Preempter {
+    fn default() -> Self {
+        Preempter::new()
+    }
+}
+
+impl Drop for Preempter {
+    fn drop(&mut self) {
+        {
+            let (lock, cv) = &*self.shared;
+            let mut slot = lock.lock().unwrap_or_else(|p| p.into_inner());
+            slot.quit = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(shared: &(Mutex<Slot>, Condvar)) {
+    let (lock, cv) = shared;
+    let mut slot = lock.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        if slot.quit {
+            return;
+        }
+        match slot.armed {
+            None => slot = cv.wait(slot).unwrap_or_else(|p| p.into_inner()),
+            Some((tid, deadline)) => {
+                let now = Instant::now();
+                if now < deadline {
+                    slot = cv
+                        .wait_timeout(slot, deadline - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                    continue;
+                }
+                slot.armed = None;
+                // SIGSTOP cannot be blocked or handled: the task stops at
+                // its next chance, and the recorder suppresses it.
+                let r = unsafe { libc::syscall(libc::SYS_tkill, tid, libc::SIGSTOP) };
+                if r == 0 {
+                    slot.fired.push(tid);
+                }
+            }
+        }
+    }
+}
