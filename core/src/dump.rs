@@ -381,6 +381,7 @@ mod tests {
                 maps: RVec::new(),
                 memory: RVec::new(),
                 files: RVec::new(),
+                caller_tid: 0,
             }),
         })
         .unwrap();

@@ -158,6 +158,7 @@ pub fn capture(
         maps: maps.into(),
         memory: memory.into(),
         files: files.into(),
+        caller_tid: 0,
     })
 }
 

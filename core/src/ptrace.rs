@@ -175,14 +175,7 @@ impl Task {
     /// Queues signal `sig` for this very thread.
     pub fn tgkill(&self, sig: i32) -> Result<()> {
         let tid = self.tid.as_raw();
-        let tgid = std::fs::read_to_string(format!("/proc/{tid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("Tgid:"))
-                    .and_then(|v| v.trim().parse::<i32>().ok())
-            })
-            .unwrap_or(tid);
+        let tgid = tgid_of(tid).unwrap_or(tid);
         let r = unsafe { libc::syscall(libc::SYS_tgkill, tgid, tid, sig) };
         if r != 0 {
             return Err(self.fail("tgkill", io::Error::last_os_error()));
@@ -206,14 +199,7 @@ impl Task {
         let threads = std::fs::read_dir(format!("/proc/{}/task", self.tid))
             .map(|d| d.count())
             .unwrap_or(1);
-        let tgid = std::fs::read_to_string(format!("/proc/{}/status", self.tid))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("Tgid:"))
-                    .and_then(|v| v.trim().parse::<i32>().ok())
-            });
-        tgid == Some(self.tid.as_raw()) && threads > 1
+        tgid_of(self.tid.as_raw()) == Some(self.tid.as_raw()) && threads > 1
     }
 
     /// Whether the task has a handler installed for `sig` (SigCgt in
@@ -230,6 +216,15 @@ impl Task {
         let bit = 1u64 << (sig - 1);
         Ok((mask("SigCgt:") & bit != 0, mask("SigIgn:") & bit != 0))
     }
+}
+
+/// The thread group (process) a task belongs to.
+pub fn tgid_of(tid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Kills tasks and reaps them, ignoring errors: used on the way out. All
@@ -259,9 +254,24 @@ pub fn kill_all(tasks: impl IntoIterator<Item = Task>) {
 /// Waits for the next stop of `tid`, or of any task when `tid` is -1.
 pub fn wait_for(tid: Pid) -> Result<(Pid, Stop)> {
     loop {
-        let status = waitpid(tid, Some(WaitPidFlag::__WALL))
-            .map_err(|e| Error::internal(format!("waitpid({tid})"), e))?;
-        let Some(pid) = status.pid() else { continue };
+        if let Some(found) = wait_with(tid, WaitPidFlag::__WALL)? {
+            return Ok(found);
+        }
+    }
+}
+
+/// The stop `tid` is in, if it has reported one (does not block).
+pub fn try_wait(tid: Pid) -> Result<Option<Stop>> {
+    Ok(wait_with(tid, WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)?.map(|(_, s)| s))
+}
+
+fn wait_with(tid: Pid, flags: WaitPidFlag) -> Result<Option<(Pid, Stop)>> {
+    loop {
+        let status =
+            waitpid(tid, Some(flags)).map_err(|e| Error::internal(format!("waitpid({tid})"), e))?;
+        let Some(pid) = status.pid() else {
+            return Ok(None);
+        };
         let stop = match status {
             WaitStatus::PtraceSyscall(_) => {
                 if syscall_stop_is_entry(pid)? {
@@ -276,7 +286,7 @@ pub fn wait_for(tid: Pid) -> Result<(Pid, Stop)> {
             WaitStatus::Signaled(_, sig, _) => Stop::Killed(sig as i32),
             WaitStatus::Continued(_) | WaitStatus::StillAlive => continue,
         };
-        return Ok((pid, stop));
+        return Ok(Some((pid, stop)));
     }
 }
 

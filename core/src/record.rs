@@ -187,6 +187,9 @@ struct RecTask {
     /// Its time slice ended at a point the scheduler could not use: switch
     /// at its next syscall.
     preempt_pending: bool,
+    /// The tid it had before an exec from a non-leader thread gave it the
+    /// leader's.
+    caller: i32,
 }
 
 impl RecTask {
@@ -200,6 +203,7 @@ impl RecTask {
             resumed_regs: None,
             requeued: None,
             preempt_pending: false,
+            caller: 0,
         }
     }
 }
@@ -389,7 +393,11 @@ impl Recorder {
                     }
                 };
                 let result = info.code as i64;
-                self.emit(tid, EventData::Exit(info), 0.max(result))?;
+                if !self.killed_by_exec_of_sibling(tid) {
+                    // (Threads that an exec in their process kills die as
+                    // part of that exec, in replay too: no event of theirs.)
+                    self.emit(tid, EventData::Exit(info), 0.max(result))?;
+                }
                 if self.current == Some(tid) {
                     self.current = None;
                 }
@@ -441,6 +449,19 @@ impl Recorder {
                 }
             }
             Stop::Event(libc::PTRACE_EVENT_EXEC) => {
+                let former = self.t(tid).task.event_msg()? as i32;
+                if former != tid {
+                    // A thread other than the leader exec'd: it takes the
+                    // leader's tid, and the leader is gone.
+                    if let Some(mut caller) = self.tasks.remove(&former) {
+                        caller.task = Task::new(Pid::from_raw(tid))?;
+                        caller.caller = former;
+                        self.tasks.insert(tid, caller);
+                    }
+                    if self.current == Some(former) {
+                        self.current = Some(tid);
+                    }
+                }
                 let t = self.t_mut(tid);
                 t.execed = true;
                 t.task.reopen_mem()?;
@@ -450,6 +471,18 @@ impl Recorder {
             Stop::Exited(code) => self.ended(tid, Outcome::Exited(code)),
             Stop::Killed(sig) => self.ended(tid, Outcome::Killed(sig)),
         }
+    }
+
+    /// Whether another thread of `tid`'s process is inside an execve, which
+    /// kills every other thread.
+    fn killed_by_exec_of_sibling(&self, tid: i32) -> bool {
+        let group = crate::ptrace::tgid_of(tid);
+        group.is_some()
+            && self.tasks.iter().any(|(&other, t)| {
+                other != tid
+                    && t.pending.as_ref().is_some_and(|p| p.replay == Replay::Exec)
+                    && crate::ptrace::tgid_of(other) == group
+            })
     }
 
     fn ended(&mut self, tid: i32, outcome: Outcome) -> Result<()> {
@@ -632,7 +665,9 @@ impl Recorder {
             .first()
             .map(|b| String::from_utf8_lossy(&b.data).into_owned())
             .unwrap_or_default();
-        let info = exec::capture(task, p.regs, &filename, &p.argv, &mut self.saver)?;
+        let mut info = exec::capture(task, p.regs, &filename, &p.argv, &mut self.saver)?;
+        info.caller_tid = std::mem::take(&mut self.t_mut(tid).caller);
+        let task = &self.tasks[&tid].task;
         let regs = task.regs()?;
         self.t_mut(tid).resumed_regs = Some(regs);
         self.emit(tid, EventData::Exec(info), 0)

@@ -462,6 +462,17 @@ impl Replayer {
     /// An exec by the program: run it on the saved executable, staged under
     /// a path as long as the recorded one, then restore the recorded image.
     fn exec(&mut self, event: &Event, info: &ExecInfo) -> Result<()> {
+        let leader = event.header.tid;
+        if info.caller_tid != 0 {
+            // A non-leader thread exec'd and took the leader's tid.
+            self.cur = info.caller_tid;
+            if !self.tasks.contains_key(&self.cur) {
+                return Err(Error::BadTrace(format!(
+                    "exec by task {}, which the trace never created",
+                    self.cur
+                )));
+            }
+        }
         self.resume_to(event, Resume::Syscall, |s| s == Stop::SyscallEntry)?;
         let mut regs = self.task().regs()?;
         self.check_regs(event, &info.regs, &regs)?;
@@ -469,15 +480,52 @@ impl Replayer {
         remote::write_cstring(self.task(), exec::PAGE_SCRATCH, &relative)?;
         regs.rdi = exec::PAGE_SCRATCH;
         self.task().set_regs(&regs)?;
+        let leader_pid = self.tasks[&leader].task.tid;
+        // The exec stop comes under the leader's pid; the other threads of
+        // the process die on the way. Only they are waited for: other
+        // processes' stops (a vfork parent let go by this exec) stay queued
+        // for their own turn.
+        let group = crate::ptrace::tgid_of(self.task().tid.as_raw());
+        let mut threads: Vec<nix::unistd::Pid> = self
+            .tasks
+            .values()
+            .map(|t| t.task.tid)
+            .filter(|t| group.is_some() && crate::ptrace::tgid_of(t.as_raw()) == group)
+            .collect();
+        if !threads.contains(&leader_pid) {
+            threads.push(leader_pid);
+        }
         self.task().resume(Resume::Syscall, 0)?;
-        match self.task().wait()? {
-            Stop::Event(libc::PTRACE_EVENT_EXEC) => {}
-            other => {
-                return Err(self.diverged(
-                    event,
-                    format!("exec of {} failed: {other:?}", info.filename),
-                ))
+        'exec: loop {
+            for &pid in &threads {
+                // (A thread that exec'd loses its tid: ECHILD for it.)
+                let Ok(Some(stop)) = crate::ptrace::try_wait(pid) else {
+                    continue;
+                };
+                match stop {
+                    Stop::Event(libc::PTRACE_EVENT_EXEC) if pid == leader_pid => break 'exec,
+                    Stop::Exited(_) | Stop::Killed(_) => {
+                        self.tasks
+                            .retain(|&rec, t| t.task.tid != pid || rec == self.cur);
+                    }
+                    _ if pid == self.task().tid => {
+                        return Err(self.diverged(
+                            event,
+                            format!("exec of {} failed: {stop:?}", info.filename),
+                        ))
+                    }
+                    _ => {
+                        let _ = nix::sys::ptrace::cont(pid, None);
+                    }
+                }
             }
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+        if self.cur != leader {
+            let mut caller = self.tasks.remove(&self.cur).expect("known task");
+            caller.task = Task::new(leader_pid)?;
+            self.tasks.insert(leader, caller);
+            self.cur = leader;
         }
         self.t_mut().task.reopen_mem()?;
         self.task().resume(Resume::Syscall, 0)?;

@@ -210,6 +210,9 @@ pub struct ExecInfo {
     pub memory: RVec<MemBlock>,
     /// The files mapped by the kernel (executable, interpreter).
     pub files: RVec<SavedFile>,
+    /// When a thread other than the leader exec'd: its tid before the
+    /// exec (the event's tid is the leader's, which it took). 0 otherwise.
+    pub caller_tid: i32,
 }
 
 /// A completed syscall.
