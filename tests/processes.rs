@@ -245,3 +245,36 @@ fn unsupported_syscall_in_forked_child() {
         rep.describe("replay")
     );
 }
+
+#[test]
+fn wait_keeps_recording_processes_that_outlive_the_first() {
+    let bin = compile_c("outlive_parent");
+    let argv = [bin.to_str().unwrap()];
+
+    let trace = fresh_trace_path();
+    let mut args = vec!["record", "--wait", "-o", trace.to_str().unwrap(), "--"];
+    args.extend_from_slice(&argv);
+    let rec = rrpipe_args(&args);
+    assert_eq!(rec.status, 7, "{}", rec.describe("record --wait"));
+    assert_eq!(
+        rec.stdout_str(),
+        "parent exits\nchild outlived its parent\n",
+        "{}",
+        rec.describe("record --wait")
+    );
+    let rep = replay(&trace);
+    assert_replay_matches(&trace, &rec, &rep);
+
+    // Without --wait the recording ends with the first process.
+    let trace = fresh_trace_path();
+    let rec = record(&trace, &argv, None);
+    assert_eq!(rec.status, 7, "{}", rec.describe("record"));
+    assert_eq!(
+        rec.stdout_str(),
+        "parent exits\n",
+        "{}",
+        rec.describe("record")
+    );
+    let rep = replay(&trace);
+    assert_replay_matches(&trace, &rec, &rep);
+}

@@ -220,6 +220,10 @@ struct CommonArgs {
     )]
     redirect_output: bool,
 
+    /// Record: go on until every process of the tree has exited, not just the first
+    #[arg(long)]
+    wait: bool,
+
     /// Preload library for syscall buffering
     #[arg(
         long = "filter-lib",
@@ -287,6 +291,7 @@ impl CommonArgs {
                 self.redirect_output
             },
             filter_lib: later.filter_lib.or(self.filter_lib),
+            wait: later.wait || self.wait,
             dump_on: [self.dump_on, later.dump_on].concat(),
             dump_at: [self.dump_at, later.dump_at].concat(),
             checksum: later.checksum.or(self.checksum),
@@ -305,6 +310,9 @@ impl CommonArgs {
         }
         if let Some(lib) = &self.filter_lib {
             opts.filter_lib = Some(lib.clone());
+        }
+        if self.wait {
+            opts.wait_all = true;
         }
     }
 
@@ -1054,6 +1062,7 @@ mod tests {
                 cpu: Some(1),
                 redirect_output: false,
                 filter_lib: Some(t.dir().join("w.so")),
+                wait_all: false,
             }
         );
         let r = replay(&[
@@ -1071,6 +1080,7 @@ mod tests {
                 cpu: Some(2),
                 redirect_output: true,
                 filter_lib: Some("/l.so".into()),
+                wait_all: false,
             }
         );
         let t = Toml::new("mode = \"replay\"\n[tracer]\nredirect_output = true\n");

@@ -49,6 +49,9 @@ pub struct TracerOptions {
     pub redirect_output: bool,
     /// Preload library for syscall buffering (seed --filter_lib); stored, used by a later feature.
     pub filter_lib: Option<PathBuf>,
+    /// Record: go on until every process of the tree has exited, not just
+    /// the first (`--wait`, TOML `wait_all`).
+    pub wait_all: bool,
 }
 
 impl Default for TracerOptions {
@@ -57,6 +60,7 @@ impl Default for TracerOptions {
             cpu: None,
             redirect_output: true,
             filter_lib: None,
+            wait_all: false,
         }
     }
 }
@@ -118,6 +122,7 @@ pub struct TracerConfig {
     /// Reserved for syscall buffering: accepted and kept, not used yet.
     pub syscall_buffer: Option<bool>,
     pub filter_lib: Option<PathBuf>,
+    pub wait_all: Option<bool>,
 }
 
 impl TracerConfig {
@@ -131,6 +136,9 @@ impl TracerConfig {
         }
         if let Some(lib) = &self.filter_lib {
             opts.filter_lib = Some(lib.clone());
+        }
+        if let Some(w) = self.wait_all {
+            opts.wait_all = w;
         }
     }
 }
@@ -169,6 +177,7 @@ struct RawTracer {
     redirect_output: Option<bool>,
     syscall_buffer: Option<bool>,
     filter_lib: Option<PathBuf>,
+    wait_all: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -241,6 +250,7 @@ impl Config {
                 redirect_output: raw.tracer.redirect_output,
                 syscall_buffer: raw.tracer.syscall_buffer,
                 filter_lib: raw.tracer.filter_lib.map(resolve),
+                wait_all: raw.tracer.wait_all,
             },
             plugins,
         })
@@ -379,6 +389,7 @@ path = "/opt/libabs.so"
                 redirect_output: Some(false),
                 syscall_buffer: Some(false),
                 filter_lib: Some(PathBuf::from("configs/lib/libwrap.so")),
+                wait_all: None,
             }
         );
         assert_eq!(
@@ -387,6 +398,7 @@ path = "/opt/libabs.so"
                 cpu: Some(1),
                 redirect_output: false,
                 filter_lib: Some(PathBuf::from("configs/lib/libwrap.so")),
+                wait_all: false,
             }
         );
         assert_eq!(c.plugins.len(), 3);

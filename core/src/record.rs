@@ -18,7 +18,7 @@ use crate::config::PluginSpec;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::ptrace::{is_fault, Resume, Stop, Task};
-use crate::sched::Preempter;
+use crate::sched::{Preempter, TickSource};
 use crate::session::Session;
 use crate::syscalls::{self, Access, Arg, Replay};
 use crate::tracedir::{self, FileSaver};
@@ -87,6 +87,7 @@ pub fn run(opts: &RecordOptions) -> Result<i32> {
     let task = spawn::spawn(&spec)?;
     forward_interruptions_to(task.tid.as_raw());
     let mut rec = Recorder::new(task, Session::new(pipeline), saver);
+    rec.wait_all = opts.tracer.wait_all;
     let outcome = rec.record(&filename, &argv);
     rec.finish(&dir, outcome)
 }
@@ -223,7 +224,9 @@ struct Recorder {
     initial_status: Option<Outcome>,
     session: Session,
     saver: FileSaver,
-    preempter: Preempter,
+    ticks: Box<dyn TickSource>,
+    /// Go on until every task has exited (`--wait`).
+    wait_all: bool,
 }
 
 /// How the recorded program ended.
@@ -251,7 +254,8 @@ impl Recorder {
             initial_status: None,
             session,
             saver,
-            preempter: Preempter::new(),
+            ticks: Box::new(Preempter::new()),
+            wait_all: false,
         }
     }
 
@@ -324,7 +328,7 @@ impl Recorder {
                     .iter()
                     .any(|(&t, rt)| t != c && rt.state == State::Stopped)
             });
-            self.preempter.set(contended);
+            self.ticks.set(contended);
             let (pid, stop) = crate::ptrace::wait_any()?;
             let tid = pid.as_raw();
             if let std::collections::btree_map::Entry::Vacant(slot) = self.tasks.entry(tid) {
@@ -332,7 +336,7 @@ impl Recorder {
                 slot.insert(RecTask::new(Task::new(pid)?, State::Starting));
             }
             self.handle(tid, stop)?;
-            if let Some(outcome) = self.initial_status {
+            if let Some(outcome) = self.initial_status.filter(|_| !self.wait_all) {
                 // The initial process ended: the recording ends with it.
                 crate::ptrace::kill_all(
                     std::mem::take(&mut self.tasks)
@@ -372,7 +376,7 @@ impl Recorder {
                     t.resumed_regs = Some(regs);
                     return Ok(());
                 }
-                if sig == libc::SIGSTOP && self.preempter.take_fired(tid) {
+                if self.ticks.take_fired(tid, sig) {
                     return self.preempt(tid);
                 }
                 let deliver = self.signal(tid, sig)?;

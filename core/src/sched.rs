@@ -9,6 +9,19 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// Where the ends of time slices come from, behind one interface so that
+/// the scheduler does not care. Here: a wall-clock timer ([`Preempter`]),
+/// since these machines have no PMU. Where one exists, a source counting
+/// retired conditional branches (perf_event_open, as rr does) implements
+/// the same trait: it arms a counter overflow for the running task and
+/// recognises the stop it causes.
+pub trait TickSource {
+    /// Starts (or keeps going) a slice for `tid`; None: nobody to preempt.
+    fn set(&mut self, tid: Option<i32>);
+    /// Whether `tid`'s stop with `signal` is the end of its slice (consumed).
+    fn take_fired(&mut self, tid: i32, signal: i32) -> bool;
+}
+
 /// How long a task may run user code while others wait.
 pub const SLICE: Duration = Duration::from_millis(20);
 
@@ -21,6 +34,8 @@ struct Slot {
     quit: bool,
 }
 
+/// The wall-clock tick source: a helper thread that stops the running
+/// task with SIGSTOP when its slice ends.
 pub struct Preempter {
     shared: Arc<(Mutex<Slot>, Condvar)>,
     armed_for: Option<i32>,
@@ -41,10 +56,11 @@ impl Preempter {
             thread,
         }
     }
+}
 
-    /// Starts a slice for `tid` (None: nobody needs preempting). A slice
-    /// goes on while the same task stays current.
-    pub fn set(&mut self, tid: Option<i32>) {
+impl TickSource for Preempter {
+    /// A slice goes on while the same task stays current.
+    fn set(&mut self, tid: Option<i32>) {
         if tid == self.armed_for {
             return;
         }
@@ -55,8 +71,10 @@ impl Preempter {
         cv.notify_all();
     }
 
-    /// Whether a SIGSTOP that `tid` stopped with came from the preempter.
-    pub fn take_fired(&mut self, tid: i32) -> bool {
+    fn take_fired(&mut self, tid: i32, signal: i32) -> bool {
+        if signal != libc::SIGSTOP {
+            return false;
+        }
         let (lock, _) = &*self.shared;
         let mut slot = lock.lock().unwrap_or_else(|p| p.into_inner());
         let before = slot.fired.len();
