@@ -17,7 +17,8 @@ struct Workload {
     argv: Vec<String>,
 }
 
-fn workloads() -> Vec<Workload> {
+fn workloads(scratch: &Path) -> Vec<Workload> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut w = vec![Workload {
         name: "ls -laR /usr/share/doc",
         argv: vec!["/usr/bin/ls".into(), "-laR".into(), "/usr/share/doc".into()],
@@ -26,6 +27,38 @@ fn workloads() -> Vec<Workload> {
         w.push(Workload {
             name: "python3 -c pass (startup)",
             argv: vec!["/usr/bin/python3".into(), "-c".into(), "pass".into()],
+        });
+    }
+    // Many processes: make, gcc, cc1, as, collect2, ld (-B: build every run).
+    let project = scratch.join("make_project");
+    std::fs::create_dir_all(&project).unwrap();
+    for f in std::fs::read_dir(repo.join("tests/c/make_project")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), project.join(f.file_name())).unwrap();
+    }
+    w.push(Workload {
+        name: "make (4-file C project)",
+        argv: vec![
+            "/usr/bin/make".into(),
+            "-s".into(),
+            "-B".into(),
+            "-C".into(),
+            project.to_string_lossy().into_owned(),
+        ],
+    });
+    // Threads: 4 threads with mutex, condvar, barrier, rwlock.
+    let threads = scratch.join("pthreads_sync");
+    let built = Command::new("gcc")
+        .args(["-O1", "-pthread", "-o"])
+        .arg(&threads)
+        .arg(repo.join("tests/c/pthreads_sync.c"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if built {
+        w.push(Workload {
+            name: "pthreads (4 threads, sync)",
+            argv: vec![threads.to_string_lossy().into_owned()],
         });
     }
     w
@@ -119,7 +152,7 @@ fn main() {
         "{:<28} {:>10} {:>8} {:>8} {:>12} {:>12}",
         "workload", "native", "record", "replay", "events", "trace*"
     );
-    for w in workloads() {
+    for w in workloads(&scratch) {
         let native = median(
             (0..runs)
                 .map(|_| {
