@@ -734,6 +734,22 @@ impl Recorder {
             // It interrupted user code at an instant replay cannot find.
             return self.signal_at_anchor(tid, sig, raw);
         }
+        self.deliver(tid, regs, sig, raw, None)
+    }
+
+    /// Records the delivery of `sig` (with siginfo `raw`) at `regs`;
+    /// returns the signal to resume with.
+    fn deliver(
+        &mut self,
+        tid: i32,
+        regs: Regs,
+        sig: i32,
+        raw: Vec<u8>,
+        anchor: Option<AnchorInfo>,
+    ) -> Result<i32> {
+        // SAFETY: 128 bytes of a siginfo_t, as the kernel gave them.
+        let si: libc::siginfo_t =
+            unsafe { std::ptr::read_unaligned(raw.as_ptr() as *const libc::siginfo_t) };
         let info = SignalInfo {
             regs,
             signo: sig,
@@ -742,7 +758,7 @@ impl Recorder {
             addr: unsafe { si.si_addr() } as u64,
             fatal: self.is_fatal(tid, sig)?,
             siginfo: raw.into(),
-            anchor: None.into(),
+            anchor: anchor.into(),
         };
         self.t_mut(tid).resumed_regs = None;
         self.emit(tid, EventData::Signal(info), 0)?;
@@ -760,22 +776,7 @@ impl Recorder {
         };
         // Stopped by a step: deliver the signal from here.
         self.t(tid).task.set_siginfo(&raw)?;
-        // SAFETY: 128 bytes of a siginfo_t.
-        let si: libc::siginfo_t =
-            unsafe { std::ptr::read_unaligned(raw.as_ptr() as *const libc::siginfo_t) };
-        let info = SignalInfo {
-            regs,
-            signo: sig,
-            code: si.si_code,
-            errno: si.si_errno,
-            addr: unsafe { si.si_addr() } as u64,
-            fatal: self.is_fatal(tid, sig)?,
-            siginfo: raw.into(),
-            anchor: Some(anchor).into(),
-        };
-        self.t_mut(tid).resumed_regs = None;
-        self.emit(tid, EventData::Signal(info), 0)?;
-        Ok(sig)
+        self.deliver(tid, regs, sig, raw, Some(anchor))
     }
 
     /// Steps a task stopped in user code to an anchor: the first eligible

@@ -215,37 +215,7 @@ pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
     }
     // Whatever is left in the group (tracees of a dead or hung tracer).
     unsafe { libc::kill(-pid, libc::SIGKILL) };
-    let status = child
-        .wait()
-        .unwrap_or_else(|e| panic!("cannot wait for {desc}: {e}"));
-    let status = match (
-        status.code(),
-        std::os::unix::process::ExitStatusExt::signal(&status),
-    ) {
-        (Some(code), _) => code,
-        (None, Some(sig)) => 128 + sig,
-        _ => panic!("{desc}: unexpected status {status:?}"),
-    };
-
-    let mut stdout = None;
-    let mut stderr = None;
-    let grace = Instant::now() + Duration::from_secs(10);
-    while stdout.is_none() || stderr.is_none() {
-        let left = grace.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok((1, b)) => stdout = Some(b),
-            Ok((_, b)) => stderr = Some(b),
-            Err(_) => panic!(
-                "{desc}: exited (status {status}) but its output pipes stay open: \
-                 some process escaped its process group"
-            ),
-        }
-    }
-    let run = Run {
-        stdout: stdout.unwrap(),
-        stderr: stderr.unwrap(),
-        status,
-    };
+    let run = collect(&mut child, &rx, &desc);
     if timed_out {
         panic!(
             "{desc} did not finish within {limit:?}; killed its process group\n{}",
@@ -736,36 +706,7 @@ pub fn run_with_first_line(mut cmd: Command, on_first_line: impl FnOnce(&str, li
         std::thread::sleep(Duration::from_millis(5));
     }
     kill_group();
-    let status = child
-        .wait()
-        .unwrap_or_else(|e| panic!("cannot wait for {desc}: {e}"));
-    let status = match (
-        status.code(),
-        std::os::unix::process::ExitStatusExt::signal(&status),
-    ) {
-        (Some(code), _) => code,
-        (None, Some(sig)) => 128 + sig,
-        _ => panic!("{desc}: unexpected status {status:?}"),
-    };
-    let mut stdout = None;
-    let mut stderr = None;
-    let grace = Instant::now() + Duration::from_secs(10);
-    while stdout.is_none() || stderr.is_none() {
-        let left = grace.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok((1, b)) => stdout = Some(b),
-            Ok((_, b)) => stderr = Some(b),
-            Err(_) => panic!(
-                "{desc}: exited (status {status}) but its output pipes stay open: \
-                 some process escaped its process group"
-            ),
-        }
-    }
-    let run = Run {
-        stdout: stdout.unwrap(),
-        stderr: stderr.unwrap(),
-        status,
-    };
+    let run = collect(&mut child, &rx, &desc);
     if let Some(p) = problem {
         panic!(
             "{desc}: {p}; killed its process group\n{}",
@@ -818,4 +759,43 @@ pub fn send_signal(pid: libc::pid_t, sig: libc::c_int) {
         "kill({pid}, {sig}) failed: {}",
         std::io::Error::last_os_error()
     );
+}
+
+/// Waits for an exited child (its group already killed) and gathers the
+/// output its reader threads send on `rx` (1: stdout, 2: stderr).
+fn collect(
+    child: &mut std::process::Child,
+    rx: &std::sync::mpsc::Receiver<(u8, Vec<u8>)>,
+    desc: &str,
+) -> Run {
+    let status = child
+        .wait()
+        .unwrap_or_else(|e| panic!("cannot wait for {desc}: {e}"));
+    let status = match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&status),
+    ) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => 128 + sig,
+        _ => panic!("{desc}: unexpected status {status:?}"),
+    };
+    let mut stdout = None;
+    let mut stderr = None;
+    let grace = Instant::now() + Duration::from_secs(10);
+    while stdout.is_none() || stderr.is_none() {
+        let left = grace.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((1, b)) => stdout = Some(b),
+            Ok((_, b)) => stderr = Some(b),
+            Err(_) => panic!(
+                "{desc}: exited (status {status}) but its output pipes stay open: \
+                 some process escaped its process group"
+            ),
+        }
+    }
+    Run {
+        stdout: stdout.unwrap(),
+        stderr: stderr.unwrap(),
+        status,
+    }
 }
