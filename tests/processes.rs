@@ -278,3 +278,16 @@ fn wait_keeps_recording_processes_that_outlive_the_first() {
     let rep = replay(&trace);
     assert_replay_matches(&trace, &rec, &rep);
 }
+
+#[test]
+fn sched_getaffinity_reports_the_native_cpus() {
+    // rrpipe pins the program to one CPU; the program must not notice.
+    let native = native(&["/usr/bin/nproc"], None);
+    let r = assert_replays_identically(&["/usr/bin/nproc"], None);
+    r.assert_status(0);
+    assert_eq!(
+        r.record.stdout_str(),
+        native.stdout_str(),
+        "nproc under rrpipe differs from nproc alone"
+    );
+}

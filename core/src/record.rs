@@ -88,8 +88,20 @@ pub fn run(opts: &RecordOptions) -> Result<i32> {
     forward_interruptions_to(task.tid.as_raw());
     let mut rec = Recorder::new(task, Session::new(pipeline), saver);
     rec.wait_all = opts.tracer.wait_all;
+    rec.native_affinity = affinity_mask(&allowed);
     let outcome = rec.record(&filename, &argv);
     rec.finish(&dir, outcome)
+}
+
+/// A CPU list as the kernel's cpumask bytes.
+fn affinity_mask(cpus: &[usize]) -> Vec<u8> {
+    let mut mask = vec![0u8; std::mem::size_of::<libc::cpu_set_t>()];
+    for &c in cpus {
+        if c / 8 < mask.len() {
+            mask[c / 8] |= 1 << (c % 8);
+        }
+    }
+    mask
 }
 
 /// The recorded program's pid, for the interruption handler.
@@ -227,6 +239,9 @@ struct Recorder {
     ticks: Box<dyn TickSource>,
     /// Go on until every task has exited (`--wait`).
     wait_all: bool,
+    /// rrpipe's CPU mask before it pinned itself, as sched_getaffinity
+    /// writes it: what the program would see natively.
+    native_affinity: Vec<u8>,
 }
 
 /// How the recorded program ended.
@@ -256,6 +271,7 @@ impl Recorder {
             saver,
             ticks: Box::new(Preempter::new()),
             wait_all: false,
+            native_affinity: Vec::new(),
         }
     }
 
@@ -614,6 +630,13 @@ impl Recorder {
         let task = &self.t(tid).task;
         let mut outputs = Vec::new();
         let mut file = None;
+        if nr == libc::SYS_sched_getaffinity && result > 0 {
+            // The program is pinned to rrpipe's CPU; it is told the CPUs it
+            // would have had natively.
+            let n = (result as usize).min(self.native_affinity.len());
+            task.write_mem(args[2], &self.native_affinity[..n])
+                .map_err(|e| Error::internal("rewrite sched_getaffinity", e))?;
+        }
         if !failed {
             let ranges = syscalls::ranges(&spec.writes, &args, result, task)
                 .map_err(|e| Error::Internal(format!("{} output: {e}", spec.name)))?;
