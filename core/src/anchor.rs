@@ -164,32 +164,14 @@ fn operands(instr: &Instruction, regs: &Regs) -> Vec<(u64, usize)> {
     out
 }
 
-/// The user stack pointers of every thread of `tid`'s process (from
-/// /proc/PID/task/*/syscall, which has them for stopped and blocked
-/// threads alike).
-fn thread_stack_pointers(tid: i32) -> Vec<u64> {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{tid}/task")) else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("syscall")).ok())
-        .filter_map(|text| {
-            let fields: Vec<&str> = text.split_whitespace().collect();
-            let sp = fields.get(fields.len().checked_sub(2)?)?;
-            u64::from_str_radix(sp.trim_start_matches("0x"), 16).ok()
-        })
-        .collect()
-}
-
-/// xxh3 of every writable mapping but `skip` (replay's trampoline page),
-/// in address order, leaving out each thread's stack below its red zone:
-/// dead memory, which replay's trampoline, signal delivery and the
-/// tracer's remote syscalls may have scribbled on differently.
-pub fn digest(task: &Task, skip: Option<u64>) -> Result<(u64, Vec<RegionDigest>)> {
+/// xxh3 of every writable mapping but `skip` (replay's trampoline pages),
+/// in address order, leaving out the stack below the red zone of each
+/// stack pointer in `rsps`: dead memory, where signal frames (their XSAVE
+/// headers) may differ between record and replay.
+pub fn digest(task: &Task, skip: Option<u64>, rsps: &[u64]) -> Result<(u64, Vec<RegionDigest>)> {
     let maps = task
         .mappings()
         .map_err(|e| Error::internal("read tracee maps", e))?;
-    let rsps = thread_stack_pointers(task.tid.as_raw());
     let writable = |m: &&rrpipe_plugin_api::Mapping| {
         m.prot & libc::PROT_WRITE as u32 != 0 && Some(m.start) != skip
     };
@@ -218,7 +200,13 @@ pub fn digest(task: &Task, skip: Option<u64>) -> Result<(u64, Vec<RegionDigest>)
 }
 
 /// Record: the identification of the anchor the task is stopped at.
-pub fn capture(task: &Task, regs: &Regs, anchor: &Anchor, precheck: i32) -> Result<AnchorInfo> {
+pub fn capture(
+    task: &Task,
+    regs: &Regs,
+    anchor: &Anchor,
+    precheck: i32,
+    rsps: &[u64],
+) -> Result<AnchorInfo> {
     let mut blocks = Vec::new();
     for (addr, size) in operands(anchor.first(), regs) {
         let data = task
@@ -229,7 +217,7 @@ pub fn capture(task: &Task, regs: &Regs, anchor: &Anchor, precheck: i32) -> Resu
             data: data.into(),
         });
     }
-    let (digest, regions) = digest(task, None)?;
+    let (digest, regions) = digest(task, None, rsps)?;
     Ok(AnchorInfo {
         operands: blocks.into(),
         digest,
@@ -269,7 +257,7 @@ pub fn operand_values(task: &Task, regs: &Regs, anchor: &Anchor) -> Vec<Vec<u8>>
 }
 
 /// Does the stopped task's state equal the recorded anchor state?
-fn matches(task: &Task, regs: &Regs, info: &AnchorInfo, page: u64) -> Result<bool> {
+fn matches(task: &Task, regs: &Regs, info: &AnchorInfo, page: u64, rsps: &[u64]) -> Result<bool> {
     let now = task.regs()?;
     let mut a = now;
     a.rip = regs.rip;
@@ -281,7 +269,7 @@ fn matches(task: &Task, regs: &Regs, info: &AnchorInfo, page: u64) -> Result<boo
             return Ok(false);
         }
     }
-    Ok(digest(task, Some(page))?.0 == info.digest)
+    Ok(digest(task, Some(page), rsps)?.0 == info.digest)
 }
 
 /// Machine code of the trampoline, built by hand. Data lives at the end
@@ -292,12 +280,18 @@ struct Code {
 }
 
 /// Where the trampoline keeps its data, from the start of its page.
-const DATA: u64 = 0x800;
+const DATA: u64 = 0x1000;
 /// Saved rax, saved flags (from `lahf`/`seto`), then the recorded
 /// registers (16 slots, x86 order).
 const SAVE_RAX: u64 = DATA;
 const SAVE_FLAGS: u64 = DATA + 8;
-const RECORDED: u64 = DATA + 16;
+const SAVE_RCX: u64 = DATA + 16;
+const SAVE_RDX: u64 = DATA + 24;
+const NEG_PRECHECK: u64 = DATA + 32;
+const RECORDED: u64 = DATA + 40;
+/// The trampoline's code page and its data page (kept apart: stores into
+/// a page that holds running code are treated as self-modifying code).
+const PAGES: u64 = 2 * 4096;
 
 impl Code {
     fn b(&mut self, b: &[u8]) {
@@ -339,6 +333,14 @@ impl Code {
         let rel = target as i64 - (at as i64 + 4);
         self.bytes[at..at + 4].copy_from_slice(&(rel as i32).to_le_bytes());
     }
+    /// Puts back rcx and rdx saved by the pre-check.
+    fn restore_rcx_rdx(&mut self) {
+        self.b(&[0x48, 0x8b, 0x0d]); // mov rcx, [rip+SAVE_RCX]
+        self.rel(SAVE_RCX, 0);
+        self.b(&[0x48, 0x8b, 0x15]); // mov rdx, [rip+SAVE_RDX]
+        self.rel(SAVE_RDX, 0);
+    }
+
     /// Puts back the flags and rax saved by the full compare.
     fn restore_flags_rax(&mut self) {
         self.load_rax(SAVE_FLAGS);
@@ -348,9 +350,8 @@ impl Code {
 }
 
 /// The trampoline for `anchor` (at `regs.rip`) placed at `base`, and its
-/// data. The hot pre-check pushes two registers below the red zone; the
-/// rare full compare keeps its scratch in its page and saves the flags with
-/// `lahf`/`seto`. Returns the page image, the offset just past the `int3`
+/// data. It writes nothing but its data page: the full compare saves the
+/// flags with `lahf`/`seto`. Returns the page image, the offset just past the `int3`
 /// of a hit and the offset where a pass that is not a hit continues.
 fn trampoline(
     base: u64,
@@ -375,11 +376,15 @@ fn trampoline(
         }),
         _ => None,
     };
+    let mut neg_precheck = 0u64;
     if let Some((operand, reg, value)) = pre {
-        // On the hot path: two pushes below the red zone (dead stack,
-        // which the digest leaves out for every thread).
-        c.b(&[0x48, 0x8d, 0x64, 0x24, 0x80]); // lea rsp,[rsp-128]
-        c.b(&[0x51, 0x52]); // push rcx; push rdx
+        // The hot path writes only to the data page: never the stack,
+        // whose dead part would then differ from the recording's.
+        neg_precheck = value.wrapping_neg();
+        c.b(&[0x48, 0x89, 0x0d]); // mov [rip+SAVE_RCX], rcx
+        c.rel(SAVE_RCX, 0);
+        c.b(&[0x48, 0x89, 0x15]); // mov [rip+SAVE_RDX], rdx
+        c.rel(SAVE_RDX, 0);
         match operand {
             Some(op) => {
                 c.b(&[0x48, 0xb9]); // mov rcx, imm64
@@ -394,18 +399,16 @@ fn trampoline(
             None if reg == 1 => {}
             None => c.rcx_from(reg),
         }
-        c.b(&[0x48, 0xba]); // mov rdx, imm64
-        c.b(&value.wrapping_neg().to_le_bytes());
+        c.b(&[0x48, 0x8b, 0x15]); // mov rdx, [rip+NEG_PRECHECK]
+        c.rel(NEG_PRECHECK, 0);
         c.b(&[0x48, 0x8d, 0x0c, 0x11]); // lea rcx,[rcx+rdx]
         c.b(&[0xe3, 0x00]); // jrcxz candidate (patched below)
         let jrcxz = c.bytes.len() - 1;
-        c.b(&[0x5a, 0x59]); // pop rdx; pop rcx
-        c.b(&[0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0]); // lea rsp,[rsp+128]
+        c.restore_rcx_rdx();
         to_out.push(c.jcc(&[0xe9]));
         let here = c.bytes.len();
         c.bytes[jrcxz] = (here - (jrcxz + 1)) as u8;
-        c.b(&[0x5a, 0x59]); // pop rdx; pop rcx
-        c.b(&[0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0]); // lea rsp,[rsp+128]
+        c.restore_rcx_rdx();
     }
     // Full compare; the flags are saved first.
     c.store_rax(SAVE_RAX);
@@ -452,6 +455,8 @@ fn trampoline(
     }
     let mut page = c.bytes;
     page.resize(RECORDED as usize + 16 * 8, 0);
+    let at = NEG_PRECHECK as usize;
+    page[at..at + 8].copy_from_slice(&neg_precheck.to_le_bytes());
     for (i, v) in recorded.iter().enumerate() {
         let at = RECORDED as usize + i * 8;
         page[at..at + 8].copy_from_slice(&v.to_le_bytes());
@@ -471,12 +476,12 @@ fn free_page_near(task: &Task, near: u64) -> Result<u64> {
     let mut consider = |gap_start: u64, gap_end: u64| {
         let start = gap_start.max(lo);
         let end = gap_end.min(hi);
-        if end > start + 2 * 4096 {
-            // The page closest to the anchor inside the gap.
+        if end > start + 2 * PAGES {
+            // The pages closest to the anchor inside the gap.
             let cand = if near < start {
                 start
-            } else if near >= end {
-                end - 4096
+            } else if near + PAGES >= end {
+                end - PAGES
             } else {
                 near & !0xfff
             };
@@ -503,6 +508,7 @@ pub fn run_to(
     regs: &Regs,
     info: &AnchorInfo,
     pending_signal: i32,
+    rsps: &[u64],
 ) -> Result<std::result::Result<(), String>> {
     if pending_signal != 0 {
         // Deliver the pending signal first, stopping at its handler.
@@ -557,7 +563,7 @@ pub fn run_to(
         task,
         PAGE_SYSCALL,
         libc::SYS_mmap,
-        &[page, 4096, prot, flags, u64::MAX, 0],
+        &[page, PAGES, prot, flags, u64::MAX, 0],
     )?;
     if got as u64 != page {
         return Err(Error::Internal(format!(
@@ -585,11 +591,11 @@ pub fn run_to(
                         now.rip
                     ));
                 }
-                if matches(task, regs, info, page)? {
+                if matches(task, regs, info, page, rsps)? {
                     break Ok(());
                 }
                 if std::env::var_os("RRPIPE_DEBUG").is_some() {
-                    let (_, now_regions) = digest(task, Some(page))?;
+                    let (_, now_regions) = digest(task, Some(page), rsps)?;
                     let differ: Vec<String> = info
                         .regions
                         .iter()
@@ -633,7 +639,7 @@ pub fn run_to(
     if outcome.is_ok() {
         task.set_regs(regs)?;
     }
-    remote::syscall_from_user(task, PAGE_SYSCALL, libc::SYS_munmap, &[page, 4096])?;
+    remote::syscall_from_user(task, PAGE_SYSCALL, libc::SYS_munmap, &[page, PAGES])?;
     Ok(outcome)
 }
 
@@ -666,7 +672,7 @@ mod tests {
         };
         let (code, hit, resume) = trampoline(0x402000, &anchor, &regs, &info).unwrap();
         assert_eq!(code[hit - 1], 0xcc);
-        assert!(code.len() <= 4096);
+        assert!(code.len() <= PAGES as usize);
         // The relocated instruction still reads 0x401106.
         let mut d = Decoder::with_ip(
             64,

@@ -344,6 +344,10 @@ impl CommonArgs {
                 }
             }
             set_plugin_keys(plugins, CHECKSUM_PLUGIN, &["mode", "from"], keys)?;
+            // A mismatch must stop replay, not merely disable the plugin.
+            if let Some(p) = plugins.iter_mut().find(|p| p.name == CHECKSUM_PLUGIN) {
+                p.required = true;
+            }
         }
         Ok(())
     }
@@ -726,7 +730,8 @@ mod tests {
         PluginSpec {
             name: name.into(),
             path: None,
-            required: false,
+            // A checksum mismatch must stop replay.
+            required: name == CHECKSUM_PLUGIN,
             config_toml: config_toml.into(),
         }
     }

@@ -203,6 +203,8 @@ struct RecTask {
     /// The tid it had before an exec from a non-leader thread gave it the
     /// leader's.
     caller: i32,
+    /// Its syscall's return, to emit when it next runs.
+    held: Option<(EventData, i64, u32)>,
 }
 
 impl RecTask {
@@ -217,6 +219,7 @@ impl RecTask {
             requeued: None,
             preempt_pending: false,
             caller: 0,
+            held: None,
         }
     }
 }
@@ -299,6 +302,12 @@ impl Recorder {
 
     /// Lets task `tid` run (it becomes or stays the current task).
     fn run_task(&mut self, tid: i32) -> Result<()> {
+        if let Some((data, result, flags)) = self.t_mut(tid).held.take() {
+            let mut event = self.session.next_event(tid, data, result);
+            event.header.flags = flags;
+            let task = &self.tasks[&tid].task;
+            self.session.dispatch(event, task)?;
+        }
         let t = self.t_mut(tid);
         let signal = std::mem::take(&mut t.signal);
         t.state = State::Running;
@@ -659,12 +668,25 @@ impl Recorder {
             outputs: outputs.into(),
             file: file.into(),
         };
+        let flags = if result > 0 && is_write(nr) {
+            self.console_flags(tid, args[0] as i32)
+        } else {
+            0
+        };
+        if self.current != Some(tid) {
+            // It returned from a syscall that waited while another task
+            // ran: its event comes when it next runs. Events are emitted
+            // only while no other task runs user code, so plugins' memory
+            // snapshots are the same in replay (and a vfork parent, let go
+            // by its child's exec, returns after the child's events, the
+            // order replay can follow).
+            self.t_mut(tid).held = Some((EventData::Syscall(info), result, flags));
+            return Ok(());
+        }
         let mut event = self
             .session
             .next_event(tid, EventData::Syscall(info), result);
-        if result > 0 && is_write(nr) {
-            event.header.flags = self.console_flags(tid, args[0] as i32);
-        }
+        event.header.flags = flags;
         let task = &self.tasks[&tid].task;
         self.session.dispatch(event, task)
     }
@@ -828,7 +850,8 @@ impl Recorder {
                 let task = &self.tasks[&tid].task;
                 let changed = anchor::operand_values(task, &again, &found) != first_ops;
                 let precheck = anchor::precheck_between(&regs, &again, changed);
-                let anchor = anchor::capture(task, &again, &found, precheck)?;
+                let rsps = self.session.stack_pointers(Some((tid, again.rsp)));
+                let anchor = anchor::capture(task, &again, &found, precheck, &rsps)?;
                 return Ok(Some((again, anchor)));
             }
             if steps >= MAX_STEPS {

@@ -180,8 +180,6 @@ struct RepTask {
     at_entry: bool,
     /// Inside a vfork: it comes back when its child execs or exits.
     in_kernel: bool,
-    /// The recorded return of that vfork, applied when it has come back.
-    deferred: Option<Event>,
 }
 
 impl RepTask {
@@ -191,7 +189,6 @@ impl RepTask {
             signal: 0,
             at_entry: false,
             in_kernel: false,
-            deferred: None,
         }
     }
 }
@@ -273,7 +270,6 @@ impl Replayer {
                 )));
             }
             self.cur = event.header.tid;
-            self.settle_vfork()?;
             match &event.data {
                 EventData::Syscall(info) => self.syscall(&event, info)?,
                 EventData::Blocked(info) => self.blocked(&event, &info.regs)?,
@@ -281,9 +277,13 @@ impl Replayer {
                     match info.anchor.as_ref().into_option() {
                         Some(anchor) => {
                             let pending = std::mem::take(&mut self.t_mut().signal);
-                            if let Err(detail) =
-                                anchor::run_to(self.task(), &info.regs, anchor, pending)?
-                            {
+                            if let Err(detail) = anchor::run_to(
+                                self.task(),
+                                &info.regs,
+                                anchor,
+                                pending,
+                                &self.session.stack_pointers(Some((self.cur, info.regs.rsp))),
+                            )? {
                                 return Err(self.diverged(&event, detail));
                             }
                         }
@@ -307,9 +307,13 @@ impl Replayer {
                 EventData::Signal(info) => {
                     if let Some(anchor) = info.anchor.as_ref().into_option() {
                         let pending = std::mem::take(&mut self.t_mut().signal);
-                        if let Err(detail) =
-                            anchor::run_to(self.task(), &info.regs, anchor, pending)?
-                        {
+                        if let Err(detail) = anchor::run_to(
+                            self.task(),
+                            &info.regs,
+                            anchor,
+                            pending,
+                            &self.session.stack_pointers(Some((self.cur, info.regs.rsp))),
+                        )? {
                             return Err(self.diverged(&event, detail));
                         }
                     }
@@ -376,22 +380,6 @@ impl Replayer {
         }
     }
 
-    /// Completes a vfork whose recorded return was replayed while the
-    /// parent still waited for its child.
-    fn settle_vfork(&mut self) -> Result<()> {
-        let Some(event) = self.t_mut().deferred.take() else {
-            return Ok(());
-        };
-        self.t_mut().in_kernel = false;
-        let stop = self.task().wait()?;
-        if stop != Stop::SyscallExit {
-            return Err(self.diverged(&event, format!("vfork did not return: {stop:?}")));
-        }
-        let mut after = self.task().regs()?;
-        after.rax = event.header.result as u64;
-        self.task().set_regs(&after)
-    }
-
     /// A task entered a syscall that may wait for others: bring it to the
     /// entry and leave it there (a vfork-like clone runs right away, since
     /// the child's events come before the parent's return).
@@ -413,6 +401,8 @@ impl Replayer {
         self.resume_to(event, how, |s| s == Stop::SyscallEntry)?;
         let regs = self.task().regs()?;
         self.check_regs(event, recorded, &regs)?;
+        // Plugins see it at the entry, as in record.
+        self.dispatch(event.clone())?;
         if replay == Replay::Clone {
             self.clone_child(event, recorded, event.header.result as i32)?;
             self.task().resume(Resume::Syscall, 0)?;
@@ -420,7 +410,7 @@ impl Replayer {
         } else {
             self.t_mut().at_entry = true;
         }
-        self.dispatch(event.clone())
+        Ok(())
     }
 
     /// The parent is at a clone's entry: runs it up to the creation of the
@@ -621,11 +611,17 @@ impl Replayer {
         let replay = spec.replay_for(&args).map_err(Error::BadTrace)?;
         let result = event.header.result;
         let failed = (-4095..0).contains(&result);
-        if self.t_mut().in_kernel {
-            // A vfork parent: the kernel lets it return once its child
-            // execs or exits, which may be a later event. Its return is
-            // settled when it next has something to do.
-            self.t_mut().deferred = Some(event.clone());
+        if std::mem::take(&mut self.t_mut().in_kernel) {
+            // A vfork parent, let go by its child's exec or exit (earlier
+            // events): its return is here.
+            let stop = self.task().wait()?;
+            if stop != Stop::SyscallExit {
+                return Err(self.diverged(event, format!("vfork did not return: {stop:?}")));
+            }
+            let mut after = self.task().regs()?;
+            after.rax = result as u64;
+            self.task().set_regs(&after)?;
+            self.write_outputs(event, spec.name, info)?;
             return self.dispatch(event.clone());
         }
         let emulate = matches!(replay, Replay::Emulate | Replay::Deny(_))
@@ -668,6 +664,11 @@ impl Replayer {
         if emulate {
             let mut after = regs;
             after.rax = result as u64;
+            if let Replay::Deny(_) = replay {
+                // Record skipped it by setting orig_rax to -1: the same
+                // registers now.
+                after.orig_rax = u64::MAX;
+            }
             self.task().set_regs(&after)?;
             for out in info.outputs.iter() {
                 self.task().write_mem(out.addr, &out.data).map_err(|e| {

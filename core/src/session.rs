@@ -12,17 +12,54 @@ pub struct Session {
     pub pipeline: Pipeline,
     /// Global time of the last event.
     pub time: Time,
+    /// Each task's stack pointer after its last event. The task is stopped
+    /// there in both record and replay, in the same state, so both derive
+    /// the same values: what memory digests and snapshots use to leave out
+    /// dead stack (which, below a red zone, may hold signal frames whose
+    /// XSAVE headers differ between the two).
+    last_rsp: std::collections::BTreeMap<i32, u64>,
 }
 
 impl Session {
     pub fn new(pipeline: Pipeline) -> Session {
-        Session { pipeline, time: 0 }
+        Session {
+            pipeline,
+            time: 0,
+            last_rsp: Default::default(),
+        }
     }
 
     /// Sends an event through the plugins while `task` is stopped at it.
     pub fn dispatch(&mut self, event: Event, task: &Task) -> Result<()> {
         self.time = event.header.time;
-        self.pipeline.dispatch(event, &TaskMemory { task })
+        let tid = event.header.tid;
+        if let EventData::Exit(_) = event.data {
+            self.last_rsp.remove(&tid);
+        } else if let Ok(regs) = task.regs() {
+            // Where the task stands after the event (a sigreturn moved it).
+            self.last_rsp.insert(tid, regs.rsp);
+        }
+        let stack_pointers = self.stack_pointers(None);
+        self.pipeline.dispatch(
+            event,
+            &TaskMemory {
+                task,
+                stack_pointers,
+            },
+        )
+    }
+
+    /// The stack pointers of every task, `now` = (tid, rsp) replacing what
+    /// its last event said.
+    pub fn stack_pointers(&self, now: Option<(i32, u64)>) -> Vec<u64> {
+        let mut sps: Vec<u64> = self
+            .last_rsp
+            .iter()
+            .filter(|(&t, _)| Some(t) != now.map(|n| n.0))
+            .map(|(_, &sp)| sp)
+            .collect();
+        sps.extend(now.map(|n| n.1));
+        sps
     }
 
     /// The next event of the recording, numbered by the global clock.

@@ -12,6 +12,8 @@ use crate::syscalls;
 /// A stopped task as a source of snapshots.
 pub struct TaskMemory<'a> {
     pub task: &'a Task,
+    /// Stack pointers of the tasks (see `Session::stack_pointers`).
+    pub stack_pointers: Vec<u64>,
 }
 
 impl SnapshotSource for TaskMemory<'_> {
@@ -21,10 +23,11 @@ impl SnapshotSource for TaskMemory<'_> {
             .regs()
             .map_err(|e| io::Error::other(e.to_string()))?;
         let mut regions = Vec::new();
-        let mut add = |addr: u64, len: u64, mapping| -> io::Result<()> {
-            let data = self.task.read_mem(addr, len as usize)?;
+        let task = self.task;
+        let add = |regions: &mut Vec<Region>, addr: u64, len: u64| -> io::Result<()> {
+            let data = task.read_mem(addr, len as usize)?;
             regions.push(Region {
-                mapping,
+                mapping: None.into(),
                 addr,
                 data: data.into(),
             });
@@ -34,7 +37,7 @@ impl SnapshotSource for TaskMemory<'_> {
             MemoryRequest::None => {}
             MemoryRequest::Ranges(ranges) => {
                 for r in ranges.iter() {
-                    add(r.start, r.len, None.into())?;
+                    add(&mut regions, r.start, r.len)?;
                 }
             }
             MemoryRequest::SyscallInputs => {
@@ -43,20 +46,31 @@ impl SnapshotSource for TaskMemory<'_> {
                         syscalls::ranges(&spec.reads, &header.args, header.result, self.task)
                             .map_err(io::Error::other)?;
                     for (addr, len) in ranges {
-                        add(addr, len, None.into())?;
+                        add(&mut regions, addr, len)?;
                     }
                 }
             }
             MemoryRequest::AllReadable => {
+                // Each thread's stack below its red zone is dead memory,
+                // which replay's anchor trampolines and signal frames may
+                // leave different: left out.
+                let rsps = &self.stack_pointers;
                 for m in self.task.mappings()? {
                     let readable = m.prot & libc::PROT_READ as u32 != 0;
                     // [vvar] is kernel data that differs between runs and
                     // faults on some pages; [vsyscall] is not readable.
                     let special =
                         matches!(m.name.as_str(), "[vvar]" | "[vvar_vclock]" | "[vsyscall]");
-                    if readable && !special {
-                        let (start, len) = (m.start, m.end - m.start);
-                        add(start, len, Some(m).into())?;
+                    // The rrpipe page is the tracer's scratch, not the program's.
+                    let ours = m.start == crate::exec::RRPIPE_PAGE;
+                    if readable && !special && !ours {
+                        let start = rsps
+                            .iter()
+                            .filter(|&&sp| (m.start..m.end).contains(&sp))
+                            .map(|&sp| sp.saturating_sub(128).max(m.start))
+                            .min()
+                            .unwrap_or(m.start);
+                        add_readable(self.task, start, m.end, &m, &mut regions)?;
                     }
                 }
             }
@@ -66,4 +80,50 @@ impl SnapshotSource for TaskMemory<'_> {
             regions: regions.into(),
         })
     }
+}
+
+/// Copies `[start, end)` of a mapping; pages that cannot be read (a file
+/// mapping past the end of its file) are left out, splitting the region.
+fn add_readable(
+    task: &Task,
+    start: u64,
+    end: u64,
+    mapping: &rrpipe_plugin_api::Mapping,
+    regions: &mut Vec<Region>,
+) -> io::Result<()> {
+    if let Ok(data) = task.read_mem(start, (end - start) as usize) {
+        regions.push(Region {
+            mapping: Some(mapping.clone()).into(),
+            addr: start,
+            data: data.into(),
+        });
+        return Ok(());
+    }
+    let mut run: Option<(u64, Vec<u8>)> = None;
+    let mut at = start;
+    while at < end {
+        let next = ((at / 4096) + 1) * 4096;
+        let next = next.min(end);
+        match task.read_mem(at, (next - at) as usize) {
+            Ok(page) => run.get_or_insert_with(|| (at, Vec::new())).1.extend(page),
+            Err(_) => {
+                if let Some((addr, data)) = run.take() {
+                    regions.push(Region {
+                        mapping: Some(mapping.clone()).into(),
+                        addr,
+                        data: data.into(),
+                    });
+                }
+            }
+        }
+        at = next;
+    }
+    if let Some((addr, data)) = run {
+        regions.push(Region {
+            mapping: Some(mapping.clone()).into(),
+            addr,
+            data: data.into(),
+        });
+    }
+    Ok(())
 }
