@@ -93,6 +93,11 @@ pub fn run(opts: &RecordOptions) -> Result<i32> {
     rec.finish(&dir, outcome)
 }
 
+/// Syscall results meaning "interrupted by a signal, to be restarted"
+/// (-ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND,
+/// -ERESTART_RESTARTBLOCK).
+const RESTART_CODES: [i64; 4] = [-512, -513, -514, -516];
+
 /// A CPU list as the kernel's cpumask bytes.
 fn affinity_mask(cpus: &[usize]) -> Vec<u8> {
     let mut mask = vec![0u8; std::mem::size_of::<libc::cpu_set_t>()];
@@ -203,6 +208,8 @@ struct RecTask {
     /// The tid it had before an exec from a non-leader thread gave it the
     /// leader's.
     caller: i32,
+    /// Its interrupted syscall is being restarted by the kernel.
+    restarting: bool,
     /// Its syscall's return, to emit when it next runs.
     held: Option<(EventData, i64, u32)>,
 }
@@ -220,6 +227,7 @@ impl RecTask {
             preempt_pending: false,
             caller: 0,
             held: None,
+            restarting: false,
         }
     }
 }
@@ -302,7 +310,18 @@ impl Recorder {
 
     /// Lets task `tid` run (it becomes or stays the current task).
     fn run_task(&mut self, tid: i32) -> Result<()> {
-        if let Some((data, result, flags)) = self.t_mut(tid).held.take() {
+        let held = self.t_mut(tid).held.take();
+        if let Some((data, result, flags)) = held {
+            if RESTART_CODES.contains(&result) {
+                // Decided at its next stop (see `syscall_exit`).
+                self.t_mut(tid).held = Some((data, result, flags));
+                let t = self.t_mut(tid);
+                let signal = std::mem::take(&mut t.signal);
+                t.state = State::Running;
+                t.task.resume(Resume::Syscall, signal)?;
+                self.current = Some(tid);
+                return Ok(());
+            }
             let mut event = self.session.next_event(tid, data, result);
             event.header.flags = flags;
             let task = &self.tasks[&tid].task;
@@ -403,6 +422,14 @@ impl Recorder {
                 }
                 if self.ticks.take_fired(tid, sig) {
                     return self.preempt(tid);
+                }
+                if let Some((data, result, flags)) = self.t_mut(tid).held.take() {
+                    // A real signal after a restart code: the kernel's
+                    // handler logic decides, in replay too.
+                    let mut event = self.session.next_event(tid, data, result);
+                    event.header.flags = flags;
+                    let task = &self.tasks[&tid].task;
+                    self.session.dispatch(event, task)?;
                 }
                 let deliver = self.signal(tid, sig)?;
                 self.t_mut(tid).signal = deliver;
@@ -526,6 +553,26 @@ impl Recorder {
     }
 
     fn syscall_entry(&mut self, tid: i32) -> Result<()> {
+        if std::mem::take(&mut self.t_mut(tid).restarting) {
+            // The kernel restarting (maybe as restart_syscall) a syscall
+            // whose return was forgotten: the same wait, already announced
+            // by its Blocked event, with the same pending entry.
+            let nr = self
+                .t(tid)
+                .pending
+                .as_ref()
+                .map_or(-1, |p| p.regs.orig_rax as i64);
+            if syscalls::may_block(nr) && self.tasks.len() > 1 {
+                // It may wait again: others run meanwhile.
+                if self.current == Some(tid) {
+                    self.current = None;
+                }
+                let t = self.t_mut(tid);
+                t.state = State::InKernel;
+                return t.task.resume(Resume::Syscall, 0);
+            }
+            return self.run_task_if_current(tid);
+        }
         let task = &self.t(tid).task;
         let mut regs = task.regs()?;
         let nr = regs.orig_rax as i64;
@@ -673,7 +720,12 @@ impl Recorder {
         } else {
             0
         };
-        if self.current != Some(tid) {
+        let restart = RESTART_CODES.contains(&result);
+        if self.current != Some(tid) || restart {
+            // (A restart code means a signal is pending: the kernel either
+            // restarts the syscall (the signal was our preemption, which is
+            // suppressed) or hands it to a handler. The next stop decides.)
+            //
             // It returned from a syscall that waited while another task
             // ran: its event comes when it next runs. Events are emitted
             // only while no other task runs user code, so plugins' memory
@@ -867,6 +919,37 @@ impl Recorder {
     /// The time slice of `tid` ended (the preempter stopped it): let the
     /// next task run, at a point replay can find.
     fn preempt(&mut self, tid: i32) -> Result<()> {
+        let restarts = matches!(
+            self.t(tid).held,
+            Some((_, result, _)) if RESTART_CODES.contains(&result)
+        );
+        if restarts {
+            // The stop came too late: it interrupted a syscall the task was
+            // waiting in. Suppressed, the kernel restarts that syscall, so
+            // as far as the program (and replay) can tell, it never
+            // returned: forget the return and let it wait again.
+            let t = self.t_mut(tid);
+            if let Some((EventData::Syscall(info), _, _)) = t.held.take() {
+                let nr = info.regs.orig_rax as i64;
+                let replay = syscalls::lookup(nr)
+                    .and_then(|spec| spec.replay_for(&info.regs.syscall_args()).ok())
+                    .unwrap_or(Replay::Emulate);
+                t.pending = Some(Pending {
+                    regs: info.regs,
+                    inputs: info.inputs.into_vec(),
+                    replay,
+                    argv: Vec::new(),
+                });
+            }
+            t.resumed_regs = None;
+            t.restarting = true;
+            if self.current == Some(tid) {
+                return self.run_task(tid);
+            }
+            let t = self.t_mut(tid);
+            t.state = State::InKernel;
+            return t.task.resume(Resume::Syscall, 0);
+        }
         let others = self
             .tasks
             .iter()
