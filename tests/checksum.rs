@@ -1,7 +1,9 @@
 //! The checksummer (issue 4, first part): recorded with
 //! `--checksum=on-syscalls`, replayed with the same flag, the programs of
-//! the earlier issues show no mismatch; a trace recorded without it is
-//! refused by a replay that asks for it.
+//! the earlier issues show no mismatch; one byte corrupted during replay
+//! (by a test-only plugin) is reported with its global time and range; a
+//! trace recorded without checksums is refused by a replay that asks for
+//! them.
 
 mod common;
 
@@ -76,4 +78,151 @@ fn replay_asking_for_checksums_of_a_trace_without_them_is_refused() {
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     let rep = rrpipe_args(&["replay", "--checksum=on-syscalls", trace.to_str().unwrap()]);
     assert_one_line_error(&rep, 79, &["checksum", "--checksum"]);
+}
+
+const CORRUPTER_SRC: &str = r#"
+use rrpipe_plugin_api::{Event, EventHeader, Handler, Mode, Plugin, PluginContext, PluginError, Request, Snapshot};
+
+#[derive(serde::Deserialize)]
+struct Config { at: u64, addr: u64 }
+
+struct Nothing;
+impl Handler for Nothing {
+    fn on_event(&mut self, _: &Event, _: Option<&Snapshot>) -> Result<(), PluginError> { Ok(()) }
+}
+
+/// The tracees: children of the host's threads.
+fn tracees() -> Vec<String> {
+    let mut pids = Vec::new();
+    for t in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        if let Ok(c) = std::fs::read_to_string(t.path().join("children")) {
+            pids.extend(c.split_whitespace().map(str::to_string));
+        }
+    }
+    pids
+}
+
+fn create(ctx: &PluginContext) -> Result<Plugin, PluginError> {
+    let cfg: Config = ctx.config()?;
+    let replay = ctx.mode == Mode::Replay;
+    Ok(Plugin::new(Nothing).with_selector(move |h: &EventHeader| {
+        if replay && h.time == cfg.at {
+            use std::os::unix::fs::FileExt;
+            for pid in tracees() {
+                if let Ok(f) = std::fs::OpenOptions::new().write(true).open(format!("/proc/{pid}/mem")) {
+                    let _ = f.write_all_at(&[0xaa], cfg.addr);
+                }
+            }
+        }
+        Request::SKIP
+    }))
+}
+
+rrpipe_plugin_api::export_plugin!("corrupter", create);
+"#;
+
+/// Builds the test-only plugin that writes one byte of tracee memory.
+fn build_corrupter() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let dir = scratch_dir("corrupter");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"corrupter\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+             [lib]\ncrate-type = [\"cdylib\"]\n[dependencies]\n\
+             rrpipe-plugin-api = {{ path = \"{}\" }}\nabi_stable = \"0.11\"\n\
+             serde = {{ version = \"1\", features = [\"derive\"] }}\n[workspace]\n",
+            root.join("plugin-api").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("src/lib.rs"), CORRUPTER_SRC).unwrap();
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("corrupter-target");
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--offline", "--quiet", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "building the corrupter failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target.join("debug/libcorrupter.so")
+}
+
+#[test]
+fn one_corrupted_byte_is_reported_with_its_time_and_range() {
+    let bin = compile_c("marker");
+    // With ASLR off, a PIE is loaded at 0x555555554000.
+    let nm = std::process::Command::new("nm")
+        .arg(&bin)
+        .output()
+        .expect("nm");
+    let symbols = String::from_utf8_lossy(&nm.stdout).into_owned();
+    let offset = symbols
+        .lines()
+        .find(|l| l.ends_with(" marker"))
+        .and_then(|l| u64::from_str_radix(l.split_whitespace().next()?, 16).ok())
+        .expect("marker symbol");
+    let addr = 0x5555_5555_4000u64 + offset + 100;
+
+    let trace = fresh_trace_path();
+    let rec = rrpipe_args(&[
+        "record",
+        "--checksum=on-all-events",
+        "-o",
+        trace.to_str().unwrap(),
+        "--",
+        bin.to_str().unwrap(),
+    ]);
+    assert_eq!(rec.status, 0, "{}", rec.describe("record"));
+    assert!(
+        rec.stdout_str().contains(&format!("{:#x}", addr - 100)),
+        "the program's marker is not where expected\n{}",
+        rec.describe("record")
+    );
+    let at = 30u64;
+    let lib = build_corrupter();
+    let config = scratch_dir("corrupt-config").join("replay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "mode = \"replay\"\n[[plugin]]\nname = \"corrupter\"\npath = \"{}\"\n[plugin.config]\nat = {at}\naddr = {addr}\n",
+            lib.display()
+        ),
+    )
+    .unwrap();
+    let rep = rrpipe_args(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--checksum=on-all-events",
+        trace.to_str().unwrap(),
+    ]);
+    let err = rep.stderr_str();
+    assert_eq!(rep.status, 79, "{}", rep.describe("replay"));
+    assert!(
+        err.contains(&format!("checksum mismatch at event {at} ")),
+        "{}",
+        rep.describe("replay")
+    );
+    let named = err
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter_map(|w| {
+            let (a, b) = w.split_once('-')?;
+            let a = u64::from_str_radix(a.strip_prefix("0x")?, 16).ok()?;
+            let b = u64::from_str_radix(b.strip_prefix("0x")?, 16).ok()?;
+            Some((a, b))
+        })
+        .collect::<Vec<_>>();
+    assert!(
+        named.iter().any(|&(a, b)| (a..b).contains(&addr)),
+        "no named range holds {addr:#x}: {named:x?}\n{}",
+        rep.describe("replay")
+    );
 }
