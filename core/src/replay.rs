@@ -11,7 +11,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use rrpipe_plugin_api::trace::{read_header, EventReader, TraceHeader};
-use rrpipe_plugin_api::{Event, EventData, ExecInfo, Mode, Regs, SyscallInfo};
+use rrpipe_plugin_api::{AnchorInfo, Event, EventData, ExecInfo, Mode, Regs, SyscallInfo};
 
 use crate::cli::ReplayOptions;
 use crate::config::PluginSpec;
@@ -275,18 +275,7 @@ impl Replayer {
                 EventData::Blocked(info) => self.blocked(&event, &info.regs)?,
                 EventData::Preempt(info) => {
                     match info.anchor.as_ref().into_option() {
-                        Some(anchor) => {
-                            let pending = std::mem::take(&mut self.t_mut().signal);
-                            if let Err(detail) = anchor::run_to(
-                                self.task(),
-                                &info.regs,
-                                anchor,
-                                pending,
-                                &self.session.stack_pointers(Some((self.cur, info.regs.rsp))),
-                            )? {
-                                return Err(self.diverged(&event, detail));
-                            }
-                        }
+                        Some(anchor) => self.run_to_anchor(&event, &info.regs, anchor)?,
                         None => {
                             let regs = self.task().regs()?;
                             self.check_regs(&event, &info.regs, &regs)?;
@@ -306,16 +295,7 @@ impl Replayer {
                 }
                 EventData::Signal(info) => {
                     if let Some(anchor) = info.anchor.as_ref().into_option() {
-                        let pending = std::mem::take(&mut self.t_mut().signal);
-                        if let Err(detail) = anchor::run_to(
-                            self.task(),
-                            &info.regs,
-                            anchor,
-                            pending,
-                            &self.session.stack_pointers(Some((self.cur, info.regs.rsp))),
-                        )? {
-                            return Err(self.diverged(&event, detail));
-                        }
+                        self.run_to_anchor(&event, &info.regs, anchor)?;
                     }
                     if !is_fault(info.signo) || info.code <= 0 {
                         // Sent by someone (a task, the kernel for a child's
@@ -377,6 +357,17 @@ impl Replayer {
                 }
                 EventData::Exec(info) => self.exec(&event, info)?,
             }
+        }
+    }
+
+    /// Runs the current task to the recorded anchor state `regs` (a signal
+    /// it had pending is delivered first).
+    fn run_to_anchor(&mut self, event: &Event, regs: &Regs, anchor: &AnchorInfo) -> Result<()> {
+        let pending = std::mem::take(&mut self.t_mut().signal);
+        let sps = self.session.stack_pointers(Some((self.cur, regs.rsp)));
+        match anchor::run_to(self.task(), regs, anchor, pending, &sps)? {
+            Ok(()) => Ok(()),
+            Err(detail) => Err(self.diverged(event, detail)),
         }
     }
 
