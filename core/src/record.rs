@@ -201,7 +201,10 @@ struct RecTask {
     resumed_regs: Option<Regs>,
     /// A signal re-sent by rrpipe to move it to a syscall boundary, with
     /// the siginfo it originally had.
-    requeued: Option<(i32, Vec<u8>)>,
+    requeued: Vec<(i32, Vec<u8>)>,
+    /// Signals that arrived while it was being stepped to an anchor,
+    /// re-sent once the step is over.
+    deferred: Vec<(i32, Vec<u8>)>,
     /// Its time slice ended at a point the scheduler could not use: switch
     /// at its next syscall.
     preempt_pending: bool,
@@ -223,7 +226,8 @@ impl RecTask {
             signal: 0,
             execed: false,
             resumed_regs: None,
-            requeued: None,
+            requeued: Vec::new(),
+            deferred: Vec::new(),
             preempt_pending: false,
             caller: 0,
             held: None,
@@ -819,7 +823,8 @@ impl Recorder {
         }
         .to_vec();
         let t = self.t_mut(tid);
-        if let Some((_, original)) = t.requeued.take_if(|(s, _)| *s == sig) {
+        if let Some(i) = t.requeued.iter().position(|(s, _)| *s == sig) {
+            let (_, original) = t.requeued.remove(i);
             // Our own re-sending of a signal moved to a syscall boundary:
             // the program gets the original siginfo.
             t.task.set_siginfo(&original)?;
@@ -868,12 +873,25 @@ impl Recorder {
         let Some((regs, anchor)) = self.step_to_anchor(tid)? else {
             // A syscall comes first: deliver it right after that syscall.
             self.t(tid).task.tgkill(sig)?;
-            self.t_mut(tid).requeued = Some((sig, raw));
+            self.t_mut(tid).requeued.push((sig, raw));
+            self.resend_deferred(tid)?;
             return Ok(0);
         };
         // Stopped by a step: deliver the signal from here.
         self.t(tid).task.set_siginfo(&raw)?;
-        self.deliver(tid, regs, sig, raw, Some(anchor))
+        let deliver = self.deliver(tid, regs, sig, raw, Some(anchor))?;
+        self.resend_deferred(tid)?;
+        Ok(deliver)
+    }
+
+    /// Re-sends the signals that came while `tid` was being stepped; each
+    /// gets its original siginfo back when it is delivered.
+    fn resend_deferred(&mut self, tid: i32) -> Result<()> {
+        for (sig, raw) in std::mem::take(&mut self.t_mut(tid).deferred) {
+            self.t(tid).task.tgkill(sig)?;
+            self.t_mut(tid).requeued.push((sig, raw));
+        }
+        Ok(())
     }
 
     /// Steps a task stopped in user code to an anchor: the first eligible
@@ -972,11 +990,13 @@ impl Recorder {
                 None => {
                     // Switch at its next syscall instead.
                     self.t_mut(tid).preempt_pending = true;
+                    self.resend_deferred(tid)?;
                     return self.continue_or_park(tid);
                 }
             }
         };
         self.emit(tid, EventData::Preempt(info), 0)?;
+        self.resend_deferred(tid)?;
         let t = self.t_mut(tid);
         t.resumed_regs = None;
         t.state = State::Stopped;
@@ -1003,6 +1023,24 @@ impl Recorder {
                     aux: aux.into(),
                 };
                 self.emit(tid, EventData::Rdtsc(info), 0)
+            }
+            Stop::Signal(sig) => {
+                // Another signal came meanwhile (a timer ticking on): keep
+                // it for later, and step on.
+                if !self.ticks.take_fired(tid, sig) {
+                    if let Ok(si) = task.siginfo() {
+                        // SAFETY: siginfo_t is plain data, 128 bytes.
+                        let raw = unsafe {
+                            std::slice::from_raw_parts(
+                                &si as *const libc::siginfo_t as *const u8,
+                                std::mem::size_of::<libc::siginfo_t>(),
+                            )
+                        }
+                        .to_vec();
+                        self.t_mut(tid).deferred.push((sig, raw));
+                    }
+                }
+                Ok(())
             }
             other => Err(Error::Internal(format!(
                 "stepping task {tid} to an anchor: {other:?}"
