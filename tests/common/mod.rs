@@ -799,3 +799,44 @@ fn collect(
         status,
     }
 }
+
+/// Records `bin`, which calls kexec_file_load (no tracer supports it), and
+/// asserts: recording stops with exit 81 naming the syscall, before it ran
+/// (`stdout` is exactly what came before), and the partial trace replays
+/// the same output. `why` says who must have been stopped.
+pub fn assert_unsupported_syscall_stops(bin: &Path, stdout: &str, why: &str) {
+    let trace = fresh_trace_path();
+    let rec = record(&trace, &[bin.to_str().unwrap()], None);
+    assert_eq!(rec.status, 81, "{}", rec.describe("record"));
+    assert_eq!(
+        rec.stdout_str(),
+        stdout,
+        "{why}\n{}",
+        rec.describe("record")
+    );
+    assert!(
+        rec.stderr_str().contains("kexec_file_load"),
+        "{}",
+        rec.describe("record")
+    );
+    assert!(
+        !rec.stderr_str().contains("panicked"),
+        "{}",
+        rec.describe("record")
+    );
+    // The trace up to the syscall replays.
+    let rep = replay(&trace);
+    assert_eq!(
+        rep.stdout,
+        rec.stdout,
+        "trace: {}\n{}{}",
+        trace.display(),
+        rec.describe("record"),
+        rep.describe("replay")
+    );
+    assert!(
+        !rep.stderr_str().contains("panicked"),
+        "{}",
+        rep.describe("replay")
+    );
+}
