@@ -791,25 +791,36 @@ impl Recorder {
             .save(&original, Path::new(&link), shared_writable)
     }
 
-    /// A signal-delivery stop; returns the signal to deliver.
-    fn signal(&mut self, tid: i32, sig: i32) -> Result<i32> {
+    /// If `tid` stopped on a trapped rdtsc/rdtscp: reads the counter, steps
+    /// over the instruction, records it; returns the registers after it.
+    fn trapped_rdtsc(&mut self, tid: i32) -> Result<Option<Regs>> {
         let task = &self.t(tid).task;
         let regs = task.regs()?;
+        let Some(insn) = rdtsc::decode(task, regs.rip) else {
+            return Ok(None);
+        };
+        let (tsc, aux) = rdtsc::read_counter(insn);
+        let after = rdtsc::emulate(&regs, insn, tsc, aux);
+        task.set_regs(&after)?;
+        let info = RdtscInfo {
+            regs,
+            tsc,
+            aux: aux.into(),
+        };
+        self.emit(tid, EventData::Rdtsc(info), 0)?;
+        Ok(Some(after))
+    }
+
+    /// A signal-delivery stop; returns the signal to deliver.
+    fn signal(&mut self, tid: i32, sig: i32) -> Result<i32> {
         if sig == libc::SIGSEGV {
-            if let Some(insn) = rdtsc::decode(task, regs.rip) {
-                let (tsc, aux) = rdtsc::read_counter(insn);
-                let after = rdtsc::emulate(&regs, insn, tsc, aux);
-                task.set_regs(&after)?;
-                let info = RdtscInfo {
-                    regs,
-                    tsc,
-                    aux: aux.into(),
-                };
+            if let Some(after) = self.trapped_rdtsc(tid)? {
                 self.t_mut(tid).resumed_regs = Some(after);
-                self.emit(tid, EventData::Rdtsc(info), 0)?;
                 return Ok(0);
             }
         }
+        let task = &self.t(tid).task;
+        let regs = task.regs()?;
         let Ok(si) = task.siginfo() else {
             // A group-stop (SIGSTOP and friends), not a delivery.
             return Ok(0);
@@ -1013,16 +1024,7 @@ impl Recorder {
         match task.wait()? {
             Stop::Signal(libc::SIGTRAP) => Ok(()),
             Stop::Signal(libc::SIGSEGV) if rdtsc::decode(task, rip).is_some() => {
-                let regs = task.regs()?;
-                let insn = rdtsc::decode(task, regs.rip).expect("checked");
-                let (tsc, aux) = rdtsc::read_counter(insn);
-                task.set_regs(&rdtsc::emulate(&regs, insn, tsc, aux))?;
-                let info = RdtscInfo {
-                    regs,
-                    tsc,
-                    aux: aux.into(),
-                };
-                self.emit(tid, EventData::Rdtsc(info), 0)
+                self.trapped_rdtsc(tid).map(drop)
             }
             Stop::Signal(sig) => {
                 // Another signal came meanwhile (a timer ticking on): keep
