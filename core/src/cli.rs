@@ -733,6 +733,7 @@ mod tests {
             // A checksum mismatch must stop replay.
             required: name == CHECKSUM_PLUGIN,
             config_toml: config_toml.into(),
+            config_dir: PathBuf::new(),
         }
     }
 
@@ -1137,8 +1138,12 @@ name = "other"
                     path: Some(t.dir().join("libmine.so")),
                     required: true,
                     config_toml: "level = 3\n".into(),
+                    config_dir: t.dir().to_path_buf(),
                 },
-                plugin("other", ""),
+                PluginSpec {
+                    config_dir: t.dir().to_path_buf(),
+                    ..plugin("other", "")
+                },
                 plugin("memory-dump", "dump_at = [5]\n"),
                 plugin("checksum", "mode = \"on-syscalls\"\n"),
             ]
@@ -1175,11 +1180,15 @@ config = { dump_on = ["read"], dump_at = [1], dir = "dumps" }
                     path: None,
                     required: true,
                     config_toml: "algo = \"xxh3\"\nmode = \"on-all-events\"\n".into(),
+                    config_dir: t.dir().to_path_buf(),
                 },
-                plugin(
-                    "memory-dump",
-                    "dir = \"dumps\"\ndump_at = [1]\ndump_on = [\"79\"]\n"
-                ),
+                PluginSpec {
+                    config_dir: t.dir().to_path_buf(),
+                    ..plugin(
+                        "memory-dump",
+                        "dir = \"dumps\"\ndump_at = [1]\ndump_on = [\"79\"]\n",
+                    )
+                },
             ]
         );
     }

@@ -75,6 +75,10 @@ pub struct PluginSpec {
     pub required: bool,
     /// The plugin's free configuration table, re-serialized as TOML text ("" when none).
     pub config_toml: String,
+    /// The directory of the TOML file that declared the plugin, against
+    /// which the plugin resolves relative paths in its table (empty, the
+    /// current directory, for plugins made from command-line flags).
+    pub config_dir: PathBuf,
 }
 
 impl PluginSpec {
@@ -85,6 +89,7 @@ impl PluginSpec {
             path: None,
             required: false,
             config_toml: table_to_string(config)?,
+            config_dir: PathBuf::new(),
         })
     }
 
@@ -237,6 +242,7 @@ impl Config {
                 path: p.path.map(resolve),
                 required: p.required,
                 config_toml,
+                config_dir: dir.to_path_buf(),
             });
         }
 

@@ -18,26 +18,20 @@
 //! [`Pipeline::finish`] return [`Error::Plugin`] instead, and the caller
 //! stops cleanly. Nothing a plugin does panics the host.
 //!
-//! Libraries are loaded with `lib_header_from_path(..).init_root_module()`
-//! rather than `RootModule::load_from_file`, which caches one module per
-//! interface type and so could load only one plugin. abi_stable checks the
-//! layout of every type crossing the boundary at load time; its long report
-//! is turned into one line with a hint. Libraries stay loaded for the life
-//! of the process (abi_stable never unloads them).
+//! Libraries are loaded and checked by `rrpipe_plugin_api::library`, which
+//! the memory dumper shares to load dump policies.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
-use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
 use abi_stable::std_types::{RBox, ROption, RResult};
 use crossbeam_channel::{bounded, Receiver, Sender};
-use rrpipe_plugin_api::plugin::{FfiHandler_TO, FfiPlugin, FfiSelector_TO, PluginModuleRef};
+use rrpipe_plugin_api::library::{self, one_line};
+use rrpipe_plugin_api::plugin::{CreatePlugin, FfiHandler_TO, FfiPlugin, FfiSelector_TO};
 use rrpipe_plugin_api::trace::ManifestEntry;
-use rrpipe_plugin_api::{
-    Event, EventHeader, MemoryRequest, Mode, PluginContext, Snapshot, INTERFACE_VERSION,
-};
+use rrpipe_plugin_api::{Event, EventHeader, MemoryRequest, Mode, PluginContext, Snapshot};
 
 use crate::{Error, Result};
 
@@ -132,9 +126,9 @@ impl Pipeline {
                 mode,
                 trace_dir: trace_dir.to_string_lossy().into_owned().into(),
                 config_toml: spec.config_toml.as_str().into(),
+                config_dir: spec.config_dir.to_string_lossy().into_owned().into(),
             };
-            let create = module.create();
-            match create(&ctx) {
+            match module(&ctx) {
                 RResult::ROk(plugin) => plugins.push((spec.name.clone(), spec.required, plugin)),
                 RResult::RErr(e) => {
                     return Err(Error::Plugin {
@@ -490,66 +484,21 @@ pub fn find_library(name: &str, dirs: &[PathBuf]) -> Result<PathBuf> {
     })
 }
 
-/// Loads a plugin library and checks that it speaks this interface.
-fn load_module(name: &str, path: &Path) -> Result<PluginModuleRef> {
+/// Loads a plugin library and checks that it speaks this interface and
+/// provides a plugin.
+fn load_module(name: &str, path: &Path) -> Result<CreatePlugin> {
     let err = |detail: String| Error::Plugin {
         name: name.to_string(),
         detail,
     };
-    let module = lib_header_from_path(path)
-        .and_then(|header| header.init_root_module::<PluginModuleRef>())
-        .map_err(|e| err(describe_library_error(path, &e)))?;
-    let found = module.interface_version();
-    if found != INTERFACE_VERSION {
-        return Err(err(format!(
-            "{} was built against another plugin interface (interface {found}); {}",
-            path.display(),
-            rebuild_hint()
-        )));
-    }
-    Ok(module)
-}
-
-fn rebuild_hint() -> String {
-    format!(
-        "rebuild it against rrpipe-plugin-api {} (interface {INTERFACE_VERSION})",
-        <PluginModuleRef as RootModule>::VERSION_STRINGS
-    )
-}
-
-/// abi_stable's (multi-line, sometimes very long) load error as one line.
-fn describe_library_error(path: &Path, e: &LibraryError) -> String {
-    let shown = path.display().to_string();
-    match e {
-        LibraryError::OpenError { err, .. } => {
-            let reason = err.to_string();
-            let reason = reason
-                .strip_prefix(&format!("{shown}: "))
-                .unwrap_or(&reason)
-                .to_string();
-            format!("cannot load {shown}: {}", one_line(&reason))
-        }
-        LibraryError::GetSymbolError { .. } => format!(
-            "{shown} is not an rrpipe plugin (it exports no plugin root module; \
-             plugins export one with rrpipe_plugin_api::export_plugin!)"
-        ),
-        LibraryError::RootModule { err, .. } => format!(
-            "{shown}: its root module failed to initialize: {}",
-            one_line(&err.to_string())
-        ),
-        LibraryError::Many(list) if !list.is_empty() => describe_library_error(path, &list[0]),
-        // AbiInstability, IncompatibleVersionNumber, ParseVersionError,
-        // InvalidAbiHeader, InvalidCAbi: another interface.
-        _ => format!(
-            "{shown} was built against another plugin interface; {}",
-            rebuild_hint()
-        ),
-    }
-}
-
-/// Collapses whitespace (newlines, tabs, runs of spaces) into single spaces.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    let module = library::load(path).map_err(err)?;
+    module.create().ok_or_else(|| {
+        err(format!(
+            "{} provides no plugin, only a dump policy: name it in the memory-dump \
+             plugin's `policy` list",
+            path.display()
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -639,8 +588,7 @@ mod tests {
         let spec = PluginSpec {
             name: "bad".into(),
             path: Some(path.to_path_buf()),
-            required: false,
-            config_toml: String::new(),
+            ..PluginSpec::default()
         };
         let dir = tempdir();
         match Pipeline::start(&[spec], Mode::Record, dir.path(), None) {
@@ -688,31 +636,6 @@ mod tests {
             "{msg}"
         );
         assert!(!msg.contains('\n'), "{msg}");
-    }
-
-    #[test]
-    fn layout_errors_become_a_rebuild_hint() {
-        let e = LibraryError::IncompatibleVersionNumber {
-            library_name: "rrpipe_plugin",
-            expected_version: abi_stable::sabi_types::VersionNumber {
-                major: 0,
-                minor: 1,
-                patch: 0,
-            },
-            actual_version: abi_stable::sabi_types::VersionNumber {
-                major: 0,
-                minor: 2,
-                patch: 0,
-            },
-        };
-        assert_eq!(
-            describe_library_error(Path::new("/p/libx.so"), &e),
-            format!(
-                "/p/libx.so was built against another plugin interface; rebuild it against \
-                 rrpipe-plugin-api {} (interface {INTERFACE_VERSION})",
-                env!("CARGO_PKG_VERSION")
-            )
-        );
     }
 
     // In-process plugins: the same FFI objects a library would hand over.
@@ -763,6 +686,7 @@ mod tests {
                     data: h.time.to_le_bytes().to_vec().into(),
                 }]
                 .into(),
+                process: ROption::RNone,
             })
         }
     }

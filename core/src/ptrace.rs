@@ -89,6 +89,37 @@ impl Task {
         Ok(unsafe { std::mem::transmute::<libc::user_regs_struct, Regs>(r) })
     }
 
+    /// The x87/SSE registers (the 512-byte `user_fpregs_struct`), for core
+    /// dumps.
+    pub fn fpregs(&self) -> Result<Vec<u8>> {
+        let mut area = std::mem::MaybeUninit::<libc::user_fpregs_struct>::zeroed();
+        // SAFETY: PTRACE_GETFPREGS writes one user_fpregs_struct at `data`.
+        let rc = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GETFPREGS,
+                self.tid.as_raw(),
+                std::ptr::null_mut::<libc::c_void>(),
+                area.as_mut_ptr(),
+            )
+        };
+        if rc < 0 {
+            return Err(self.fail("PTRACE_GETFPREGS", io::Error::last_os_error()));
+        }
+        // SAFETY: initialised by the kernel (or zeroed), plain bytes.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                area.as_ptr().cast::<u8>(),
+                std::mem::size_of::<libc::user_fpregs_struct>(),
+            )
+        };
+        Ok(bytes.to_vec())
+    }
+
+    /// The auxiliary vector the kernel gave the program.
+    pub fn auxv(&self) -> io::Result<Vec<u8>> {
+        std::fs::read(format!("/proc/{}/auxv", self.tid))
+    }
+
     pub fn set_regs(&self, regs: &Regs) -> Result<()> {
         let r = unsafe { std::mem::transmute::<Regs, libc::user_regs_struct>(*regs) };
         nix::sys::ptrace::setregs(self.tid, r).map_err(|e| self.fail("PTRACE_SETREGS", e))

@@ -65,7 +65,7 @@ pub fn run(opts: &RecordOptions) -> Result<i32> {
         name: "trace-writer".into(),
         path: None,
         required: true,
-        config_toml: String::new(),
+        ..PluginSpec::default()
     }];
     specs.extend(opts.plugins.iter().cloned());
     let pipeline = Pipeline::start(&specs, Mode::Record, &dir, workers.as_deref())?;

@@ -55,7 +55,7 @@ pub fn run(opts: &ReplayOptions) -> Result<i32> {
             name: "output-redirect".into(),
             path: None,
             required: false,
-            config_toml: String::new(),
+            ..PluginSpec::default()
         });
     }
     specs.extend(opts.plugins.iter().cloned());

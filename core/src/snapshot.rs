@@ -3,7 +3,7 @@
 
 use std::io;
 
-use rrpipe_plugin_api::{EventHeader, MemoryRequest, Region, Snapshot};
+use rrpipe_plugin_api::{EventHeader, MemoryRequest, ProcessState, Region, Snapshot};
 
 use crate::pipeline::SnapshotSource;
 use crate::ptrace::Task;
@@ -18,10 +18,8 @@ pub struct TaskMemory<'a> {
 
 impl SnapshotSource for TaskMemory<'_> {
     fn snapshot(&self, header: &EventHeader, request: &MemoryRequest) -> io::Result<Snapshot> {
-        let regs = self
-            .task
-            .regs()
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let regs = self.task.regs().map_err(io::Error::other)?;
+        let mut process = None;
         let mut regions = Vec::new();
         let task = self.task;
         let add = |regions: &mut Vec<Region>, addr: u64, len: u64| -> io::Result<()> {
@@ -50,12 +48,13 @@ impl SnapshotSource for TaskMemory<'_> {
                     }
                 }
             }
-            MemoryRequest::AllReadable => {
+            MemoryRequest::AllReadable | MemoryRequest::Core => {
                 // Each thread's stack below its red zone is dead memory,
                 // which replay's anchor trampolines and signal frames may
                 // leave different: left out.
                 let rsps = &self.stack_pointers;
-                for m in self.task.mappings()? {
+                let maps = self.task.mappings()?;
+                for m in &maps {
                     let readable = m.prot & libc::PROT_READ as u32 != 0;
                     // [vvar] is kernel data that differs between runs and
                     // faults on some pages; [vsyscall] is not readable.
@@ -70,14 +69,22 @@ impl SnapshotSource for TaskMemory<'_> {
                             .map(|&sp| sp.saturating_sub(128).max(m.start))
                             .min()
                             .unwrap_or(m.start);
-                        add_readable(self.task, start, m.end, &m, &mut regions)?;
+                        add_readable(self.task, start, m.end, m, &mut regions)?;
                     }
+                }
+                if *request == MemoryRequest::Core {
+                    process = Some(ProcessState {
+                        maps: maps.into(),
+                        fpregs: self.task.fpregs().map_err(io::Error::other)?.into(),
+                        auxv: self.task.auxv()?.into(),
+                    });
                 }
             }
         }
         Ok(Snapshot {
             regs,
             regions: regions.into(),
+            process: process.into(),
         })
     }
 }

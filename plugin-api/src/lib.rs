@@ -9,13 +9,16 @@
 //! See the README's "Writing a plugin" section for a walk-through.
 
 pub mod event;
+pub mod library;
 pub mod plugin;
+pub mod policy;
 #[cfg(feature = "trace")]
 pub mod trace;
 
 pub use abi_stable;
 pub use event::*;
 pub use plugin::{
-    Handler, MemoryRequest, Mode, Plugin, PluginContext, PluginError, Range, Region, Request,
-    Selector, Snapshot, INTERFACE_VERSION,
+    Handler, MemoryRequest, Mode, Plugin, PluginContext, PluginError, ProcessState, Range, Region,
+    Request, Selector, Snapshot, INTERFACE_VERSION,
 };
+pub use policy::DumpPolicy;

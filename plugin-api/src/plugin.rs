@@ -31,7 +31,7 @@ use crate::event::{Event, EventHeader, Mapping, Regs};
 /// Bumped whenever anything crossing the boundary changes shape or meaning.
 /// The host refuses plugins whose number differs; abi_stable's layout check
 /// catches what a forgotten bump would miss.
-pub const INTERFACE_VERSION: u32 = 3;
+pub const INTERFACE_VERSION: u32 = 4;
 
 /// Whether the host is recording or replaying.
 #[repr(u8)]
@@ -53,6 +53,10 @@ pub enum MemoryRequest {
     Ranges(RVec<Range>),
     /// Every readable mapping, with its contents.
     AllReadable,
+    /// What a core dump holds: the regions of [`MemoryRequest::AllReadable`]
+    /// plus, in [`Snapshot::process`], every mapping (readable or not), the
+    /// FPU registers and the auxiliary vector.
+    Core,
 }
 
 /// An address range of tracee memory.
@@ -110,6 +114,23 @@ pub struct Region {
 pub struct Snapshot {
     pub regs: Regs,
     pub regions: RVec<Region>,
+    /// Filled for [`MemoryRequest::Core`] only.
+    pub process: ROption<ProcessState>,
+}
+
+/// The rest of a task's state that a core dump needs.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct ProcessState {
+    /// The whole address space, in address order, as `/proc/PID/maps`
+    /// lists it (including mappings that cannot be read).
+    pub maps: RVec<Mapping>,
+    /// The x87/SSE registers as `PTRACE_GETFPREGS` returns them (the
+    /// 512-byte `user_fpregs_struct`, i.e. an FXSAVE area).
+    pub fpregs: RVec<u8>,
+    /// The auxiliary vector (`/proc/PID/auxv`): pairs of native-endian
+    /// u64 (type, value), ending with `AT_NULL`.
+    pub auxv: RVec<u8>,
 }
 
 /// What a plugin is told when it is created.
@@ -124,6 +145,10 @@ pub struct PluginContext {
     /// The plugin's free configuration table from the TOML file,
     /// re-serialized as TOML text. Read it with [`PluginContext::config`].
     pub config_toml: RString,
+    /// The directory of the TOML file the configuration came from (empty
+    /// when it came from the command line): resolve relative paths in the
+    /// configuration against it with [`PluginContext::resolve`].
+    pub config_dir: RString,
 }
 
 impl PluginContext {
@@ -131,6 +156,12 @@ impl PluginContext {
     pub fn config<T: DeserializeOwned>(&self) -> Result<T, PluginError> {
         toml::from_str(self.config_toml.as_str())
             .map_err(|e| PluginError::new(format!("bad configuration: {}", e.message())))
+    }
+
+    /// A path from the configuration, relative to the TOML file that gave
+    /// it (or to the current directory, for command-line flags).
+    pub fn resolve(&self, path: impl AsRef<std::path::Path>) -> std::path::PathBuf {
+        std::path::Path::new(self.config_dir.as_str()).join(path)
     }
 }
 
@@ -211,7 +242,7 @@ impl Plugin {
     }
 }
 
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> RString {
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> RString {
     let text = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -275,18 +306,29 @@ pub struct FfiPlugin {
     pub handler: FfiHandler_TO<'static, RBox<()>>,
 }
 
-/// The root module of a plugin library.
+/// Constructs a plugin; exported by [`export_plugin!`].
+pub type CreatePlugin = extern "C" fn(&PluginContext) -> RResult<FfiPlugin, RString>;
+
+/// Constructs a dump policy; exported by [`export_dump_policy!`](crate::export_dump_policy).
+pub type CreatePolicy =
+    extern "C" fn(&PluginContext) -> RResult<crate::policy::FfiPolicyBox, RString>;
+
+/// The root module of a plugin library: a plugin, a dump policy, or both.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
 #[sabi(missing_field(panic))]
 pub struct PluginModule {
-    /// [`INTERFACE_VERSION`] as the plugin was built.
+    /// [`INTERFACE_VERSION`] as the library was built.
     pub interface_version: u32,
     /// The library's own name, for messages.
     pub name: RStr<'static>,
+    // Spelled out, not through the aliases: abi_stable's derive reads
+    // function pointer types from the field's syntax.
+    pub create: Option<extern "C" fn(&PluginContext) -> RResult<FfiPlugin, RString>>,
     #[sabi(last_prefix_field)]
-    pub create: extern "C" fn(&PluginContext) -> RResult<FfiPlugin, RString>,
+    pub create_policy:
+        Option<extern "C" fn(&PluginContext) -> RResult<crate::policy::FfiPolicyBox, RString>>,
 }
 
 impl RootModule for PluginModuleRef {
@@ -310,17 +352,38 @@ pub fn create_with(
     }
 }
 
-/// Exports a plugin library's root module.
+/// Exports a library's root module. Every library exports exactly one.
 ///
-/// `export_plugin!("name", constructor)` where `constructor` is a
-/// `fn(&PluginContext) -> Result<Plugin, PluginError>`. The plugin crate
-/// must be a `cdylib` and depend on `abi_stable` (its export attribute
-/// names it).
+/// - `export_plugin!("name", constructor)`: a plugin, where `constructor`
+///   is a `fn(&PluginContext) -> Result<Plugin, PluginError>`;
+/// - `export_plugin!("name", constructor, dump_policy = policy_constructor)`:
+///   a plugin and a dump policy (see [`export_dump_policy!`](crate::export_dump_policy)).
+///
+/// The crate must be a `cdylib` and depend on `abi_stable` (its export
+/// attribute names it).
 #[macro_export]
 macro_rules! export_plugin {
     ($name:expr, $ctor:path) => {
-        #[::abi_stable::export_root_module]
-        pub fn rrpipe_plugin_root_module() -> $crate::plugin::PluginModuleRef {
+        $crate::__export_root_module!(
+            $name,
+            $crate::__plugin_ctor!($ctor),
+            ::std::option::Option::None
+        );
+    };
+    ($name:expr, $ctor:path, dump_policy = $policy:path) => {
+        $crate::__export_root_module!(
+            $name,
+            $crate::__plugin_ctor!($ctor),
+            $crate::__policy_ctor!($policy)
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __plugin_ctor {
+    ($ctor:path) => {
+        ::std::option::Option::Some({
             // Not called `create`: an item of that name in this block would
             // shadow a constructor called `create` passed as `$ctor`.
             extern "C" fn __rrpipe_plugin_create(
@@ -331,11 +394,57 @@ macro_rules! export_plugin {
             > {
                 $crate::plugin::create_with(ctx, $ctor)
             }
+            __rrpipe_plugin_create as $crate::plugin::CreatePlugin
+        })
+    };
+}
+
+/// Exports a library whose root module provides a dump policy only.
+///
+/// `export_dump_policy!("name", constructor)` where `constructor` is a
+/// `fn(&PluginContext) -> Result<P, PluginError>` for some
+/// [`DumpPolicy`](crate::policy::DumpPolicy) `P`.
+#[macro_export]
+macro_rules! export_dump_policy {
+    ($name:expr, $ctor:path) => {
+        $crate::__export_root_module!(
+            $name,
+            ::std::option::Option::None,
+            $crate::__policy_ctor!($ctor)
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __policy_ctor {
+    ($ctor:path) => {
+        ::std::option::Option::Some({
+            extern "C" fn __rrpipe_policy_create(
+                ctx: &$crate::plugin::PluginContext,
+            ) -> ::abi_stable::std_types::RResult<
+                $crate::policy::FfiPolicyBox,
+                ::abi_stable::std_types::RString,
+            > {
+                $crate::policy::create_with(ctx, $ctor)
+            }
+            __rrpipe_policy_create as $crate::plugin::CreatePolicy
+        })
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_root_module {
+    ($name:expr, $create:expr, $create_policy:expr) => {
+        #[::abi_stable::export_root_module]
+        pub fn rrpipe_plugin_root_module() -> $crate::plugin::PluginModuleRef {
             use ::abi_stable::prefix_type::PrefixTypeTrait;
             $crate::plugin::PluginModule {
                 interface_version: $crate::plugin::INTERFACE_VERSION,
                 name: ::abi_stable::std_types::RStr::from_str($name),
-                create: __rrpipe_plugin_create,
+                create: $create,
+                create_policy: $create_policy,
             }
             .leak_into_prefix()
         }

@@ -178,6 +178,7 @@ mod tests {
             mode: Mode::Replay,
             trace_dir: "/tmp".into(),
             config_toml: text.into(),
+            config_dir: "".into(),
         }
         .config()
     }
