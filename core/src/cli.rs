@@ -412,31 +412,7 @@ fn parse_time(s: &str) -> Result<u64, String> {
 /// `--dump-on`: a syscall number or name, `-N` a signal number, or a signal
 /// name (`SIGCHLD`). Kept as typed; the memory-dump plugin interprets it.
 fn parse_dump_on(s: &str) -> Result<String, String> {
-    let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-    if let Some(sig) = s.strip_prefix('-') {
-        return match sig.parse::<u32>() {
-            Ok(1..=64) if all_digits(sig) => Ok(s.to_string()),
-            _ => Err("expected a signal number from 1 to 64 after '-'".into()),
-        };
-    }
-    if all_digits(s) {
-        return match s.parse::<usize>().ok().and_then(syscalls::Sysno::new) {
-            Some(_) => Ok(s.to_string()),
-            None => Err("no x86_64 syscall has this number".into()),
-        };
-    }
-    if s.starts_with("SIG") {
-        return match s.parse::<nix::sys::signal::Signal>() {
-            Ok(_) => Ok(s.to_string()),
-            Err(_) => Err("unknown signal name".into()),
-        };
-    }
-    match s.parse::<syscalls::Sysno>() {
-        Ok(_) => Ok(s.to_string()),
-        Err(()) => Err(
-            "expected a syscall number or name, -SIGNUM, or a signal name such as SIGCHLD".into(),
-        ),
-    }
+    rrpipe_plugin_api::policy::Trigger::parse(s).map(|_| s.to_string())
 }
 
 fn usage(message: impl std::fmt::Display) -> Error {

@@ -130,3 +130,149 @@ pub fn load(path: &Path, ctx: &PluginContext) -> Result<LoadedPolicy, PluginErro
         RResult::RErr(e) => Err(PluginError(format!("policy {name}: {e}"))),
     }
 }
+
+/// An event named the seed's way in `--dump_on`: a syscall by number or
+/// name (`0`, `read`), a signal by `-N` (`-11`) or by name (`SIGSEGV`).
+/// Parsed here so that the command line (which checks it) and the memory
+/// dumper (which acts on it) read it identically.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// A completed syscall with this x86_64 number.
+    Syscall(i64),
+    /// The delivery of this signal.
+    Signal(i32),
+}
+
+impl Trigger {
+    pub fn parse(s: &str) -> Result<Trigger, String> {
+        let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        if let Some(sig) = s.strip_prefix('-') {
+            return match sig.parse::<i32>() {
+                Ok(n @ 1..=64) if all_digits(sig) => Ok(Trigger::Signal(n)),
+                _ => Err("expected a signal number from 1 to 64 after '-'".into()),
+            };
+        }
+        if all_digits(s) {
+            return match s.parse::<usize>().ok().and_then(syscalls::Sysno::new) {
+                Some(nr) => Ok(Trigger::Syscall(nr.id() as i64)),
+                None => Err("no x86_64 syscall has this number".into()),
+            };
+        }
+        if s.starts_with("SIG") {
+            return signal_number(s)
+                .map(Trigger::Signal)
+                .ok_or_else(|| "unknown signal name".into());
+        }
+        match s.parse::<syscalls::Sysno>() {
+            Ok(nr) => Ok(Trigger::Syscall(nr.id() as i64)),
+            Err(()) => Err(
+                "expected a syscall number or name, -SIGNUM, or a signal name such as SIGCHLD"
+                    .into(),
+            ),
+        }
+    }
+
+    /// Whether the event is this trigger's.
+    pub fn matches(self, header: &EventHeader) -> bool {
+        use crate::event::EventKind;
+        match self {
+            Trigger::Syscall(nr) => header.kind == EventKind::Syscall && header.syscall == nr,
+            Trigger::Signal(sig) => header.kind == EventKind::Signal && header.signal == sig,
+        }
+    }
+
+    /// A cause for dump file names: the syscall's or the signal's name.
+    pub fn cause(self) -> String {
+        match self {
+            Trigger::Syscall(nr) => syscalls::Sysno::new(nr as usize)
+                .map(|s| s.name().to_string())
+                .unwrap_or_else(|| format!("syscall{nr}")),
+            Trigger::Signal(sig) => signal_name(sig),
+        }
+    }
+}
+
+/// The x86_64 Linux signals by name, numbered from 1.
+const SIGNALS: [&str; 31] = [
+    "SIGHUP",
+    "SIGINT",
+    "SIGQUIT",
+    "SIGILL",
+    "SIGTRAP",
+    "SIGABRT",
+    "SIGBUS",
+    "SIGFPE",
+    "SIGKILL",
+    "SIGUSR1",
+    "SIGSEGV",
+    "SIGUSR2",
+    "SIGPIPE",
+    "SIGALRM",
+    "SIGTERM",
+    "SIGSTKFLT",
+    "SIGCHLD",
+    "SIGCONT",
+    "SIGSTOP",
+    "SIGTSTP",
+    "SIGTTIN",
+    "SIGTTOU",
+    "SIGURG",
+    "SIGXCPU",
+    "SIGXFSZ",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGWINCH",
+    "SIGIO",
+    "SIGPWR",
+    "SIGSYS",
+];
+
+/// `SIGSEGV` → 11 (also `SIGIOT`, `SIGPOLL`, `SIGRTMIN+N`).
+pub fn signal_number(name: &str) -> Option<i32> {
+    match name {
+        "SIGIOT" => return Some(6),
+        "SIGPOLL" => return Some(29),
+        _ => {}
+    }
+    if let Some(n) = name.strip_prefix("SIGRTMIN+") {
+        return n.parse::<i32>().ok().map(|n| 34 + n).filter(|&s| s <= 64);
+    }
+    SIGNALS
+        .iter()
+        .position(|&s| s == name)
+        .map(|i| i as i32 + 1)
+}
+
+/// 11 → `SIGSEGV`; real-time signals as `SIGRTMIN+N`.
+pub fn signal_name(sig: i32) -> String {
+    match sig {
+        1..=31 => SIGNALS[sig as usize - 1].to_string(),
+        34..=64 => format!("SIGRTMIN+{}", sig - 34),
+        _ => format!("SIG{sig}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triggers_in_every_spelling() {
+        assert_eq!(Trigger::parse("0"), Ok(Trigger::Syscall(0)));
+        assert_eq!(Trigger::parse("read"), Ok(Trigger::Syscall(0)));
+        assert_eq!(Trigger::parse("79"), Ok(Trigger::Syscall(79)));
+        assert_eq!(Trigger::parse("-11"), Ok(Trigger::Signal(11)));
+        assert_eq!(Trigger::parse("SIGCHLD"), Ok(Trigger::Signal(17)));
+        assert_eq!(Trigger::parse("SIGRTMIN+2"), Ok(Trigger::Signal(36)));
+        for bad in ["-0", "-65", "-x", "99999", "SIGNOPE", "frobnicate", ""] {
+            assert!(Trigger::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Trigger::Signal(11).cause(), "SIGSEGV");
+        assert_eq!(Trigger::Syscall(0).cause(), "read");
+        for sig in 1..=64 {
+            if sig != 32 && sig != 33 {
+                assert_eq!(signal_number(&signal_name(sig)), Some(sig), "{sig}");
+            }
+        }
+    }
+}
