@@ -154,6 +154,28 @@ fn no_redirect_output_replays_silently() {
 }
 
 #[test]
+fn redirect_output_false_in_the_toml_replays_silently() {
+    let trace = fresh_trace_path();
+    let rec = record(&trace, &["/bin/echo", "hello"], None);
+    assert_eq!(rec.status, 0, "{}", rec.describe("record"));
+    let config = scratch_dir("quiet-replay").join("replay.toml");
+    for (switch, expected) in [("false", ""), ("true", "hello\n")] {
+        std::fs::write(
+            &config,
+            format!("mode = \"replay\"\n[tracer]\nredirect_output = {switch}\n"),
+        )
+        .unwrap();
+        let rep = rrpipe_args(&[
+            "--config",
+            config.to_str().unwrap(),
+            trace.to_str().unwrap(),
+        ]);
+        assert_eq!(rep.status, 0, "{}", rep.describe("replay"));
+        assert_eq!(rep.stdout_str(), expected, "{}", rep.describe("replay"));
+    }
+}
+
+#[test]
 fn exit_status_replays_without_output() {
     let bin = compile_c("exit_code");
     let trace = fresh_trace_path();
