@@ -10,7 +10,7 @@
 //! there without stalling the tracee more than back-pressure requires.
 //!
 //! Plugin authors implement the plain Rust traits [`Selector`] and
-//! [`Handler`] and export a constructor with [`export_plugin!`]. The FFI
+//! [`Handler`] and export a constructor with [`export_plugin!`](crate::export_plugin). The FFI
 //! layer below them (`Ffi*` types) catches panics on the plugin's side of
 //! the boundary and turns them into errors, so a broken plugin is disabled
 //! and named instead of aborting the recording.
@@ -306,7 +306,7 @@ pub struct FfiPlugin {
     pub handler: FfiHandler_TO<'static, RBox<()>>,
 }
 
-/// Constructs a plugin; exported by [`export_plugin!`].
+/// Constructs a plugin; exported by [`export_plugin!`](crate::export_plugin).
 pub type CreatePlugin = extern "C" fn(&PluginContext) -> RResult<FfiPlugin, RString>;
 
 /// Constructs a dump policy; exported by [`export_dump_policy!`](crate::export_dump_policy).
