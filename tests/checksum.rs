@@ -118,41 +118,6 @@ fn create(ctx: &PluginContext) -> Result<Plugin, PluginError> {
 rrpipe_plugin_api::export_plugin!("corrupter", create);
 "#;
 
-/// Builds the test-only plugin that writes one byte of tracee memory.
-fn build_corrupter() -> std::path::PathBuf {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
-    let dir = scratch_dir("corrupter");
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"corrupter\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
-             [lib]\ncrate-type = [\"cdylib\"]\n[dependencies]\n\
-             rrpipe-plugin-api = {{ path = \"{}\" }}\nabi_stable = \"0.11\"\n\
-             serde = {{ version = \"1\", features = [\"derive\"] }}\n[workspace]\n",
-            root.join("plugin-api").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(dir.join("src/lib.rs"), CORRUPTER_SRC).unwrap();
-    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
-    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("corrupter-target");
-    let out = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--offline", "--quiet", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .expect("run cargo");
-    assert!(
-        out.status.success(),
-        "building the corrupter failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    target.join("debug/libcorrupter.so")
-}
-
 #[test]
 fn one_corrupted_byte_is_reported_with_its_time_and_range() {
     let bin = compile_c("marker");
@@ -185,7 +150,7 @@ fn one_corrupted_byte_is_reported_with_its_time_and_range() {
         rec.describe("record")
     );
     let at = 30u64;
-    let lib = build_corrupter();
+    let lib = build_test_plugin("corrupter", CORRUPTER_SRC, &plugin_api_dir());
     let config = scratch_dir("corrupt-config").join("replay.toml");
     std::fs::write(
         &config,

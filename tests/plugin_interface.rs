@@ -2,14 +2,12 @@
 //! with a one-line error and exit code 79, before anything is recorded.
 //!
 //! The test builds a real plugin against a copy of `plugin-api` whose event
-//! header has one more field, as an old or new plugin would be. The build
-//! uses the registry cache the workspace build filled (`--offline`) and a
-//! target directory under CARGO_TARGET_TMPDIR, so later runs are quick.
+//! header has one more field, as an old or new plugin would be (see
+//! `build_test_plugin` for how test plugins are built).
 
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -44,26 +42,57 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Builds the skewed plugin; returns the path of its library.
-fn build_skewed_plugin(work: &Path) -> std::path::PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let api = work.join("plugin-api");
-    copy_dir(&root.join("plugin-api/src"), &api.join("src"));
-    std::fs::write(
-        api.join("Cargo.toml"),
-        r#"[package]
-name = "rrpipe-plugin-api"
-version = "0.1.0"
-edition = "2021"
-[lib]
-name = "rrpipe_plugin_api"
-[dependencies]
-abi_stable = "0.11"
-serde = { version = "1", features = ["derive"] }
-toml = "0.8"
-"#,
+/// A manifest for a copy of `plugin-api` outside the workspace: its
+/// non-optional dependencies, with what it inherits from the workspace
+/// filled in, so the copy follows the real crate's dependencies.
+fn standalone_api_manifest() -> String {
+    let read = |p: &Path| -> toml::Table {
+        toml::from_str(&std::fs::read_to_string(p).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    let workspace = read(&workspace_root().join("Cargo.toml"));
+    let inherited = workspace["workspace"]["dependencies"].as_table().unwrap();
+    let api = read(&plugin_api_dir().join("Cargo.toml"));
+    // `dep = "1"` is short for `dep = { version = "1" }`.
+    let table = |name: &str, v: &toml::Value| match v {
+        toml::Value::String(v) => toml::Table::from_iter([("version".into(), v.clone().into())]),
+        toml::Value::Table(t) => t.clone(),
+        other => panic!("dependency {name} = {other}"),
+    };
+    let mut deps = toml::Table::new();
+    for (name, spec) in api["dependencies"].as_table().unwrap() {
+        let mut spec = table(name, spec);
+        if spec.get("optional").and_then(toml::Value::as_bool) == Some(true) {
+            continue;
+        }
+        if spec.remove("workspace").is_some() {
+            let mut full = table(name, &inherited[name]);
+            // Features given here add to the workspace's.
+            if let Some(toml::Value::Array(more)) = spec.remove("features") {
+                let features = full
+                    .entry("features")
+                    .or_insert_with(|| toml::Value::Array(Vec::new()));
+                features.as_array_mut().unwrap().extend(more);
+            }
+            spec = full;
+        }
+        deps.insert(name.clone(), spec.into());
+    }
+    let mut manifest: toml::Table = toml::from_str(
+        "[package]\nname = \"rrpipe-plugin-api\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+         [lib]\nname = \"rrpipe_plugin_api\"\n",
     )
     .unwrap();
+    manifest.insert("dependencies".into(), deps.into());
+    toml::to_string(&manifest).unwrap()
+}
+
+/// Builds the plugin against a copy of `plugin-api` in `work` whose event
+/// header has one more field; returns the path of its library.
+fn build_skewed_plugin(work: &Path) -> std::path::PathBuf {
+    let api = work.join("plugin-api");
+    copy_dir(&plugin_api_dir().join("src"), &api.join("src"));
+    std::fs::write(api.join("Cargo.toml"), standalone_api_manifest()).unwrap();
     let event = api.join("src/event.rs");
     let text = std::fs::read_to_string(&event).unwrap();
     let skewed = text.replacen(
@@ -77,40 +106,7 @@ toml = "0.8"
     );
     std::fs::write(&event, skewed).unwrap();
 
-    let plugin = work.join("skewed");
-    std::fs::create_dir_all(plugin.join("src")).unwrap();
-    std::fs::write(
-        plugin.join("Cargo.toml"),
-        r#"[package]
-name = "skewed-plugin"
-version = "0.1.0"
-edition = "2021"
-[lib]
-crate-type = ["cdylib"]
-[dependencies]
-rrpipe-plugin-api = { path = "../plugin-api" }
-abi_stable = "0.11"
-[workspace]
-"#,
-    )
-    .unwrap();
-    std::fs::write(plugin.join("src/lib.rs"), PLUGIN_SRC).unwrap();
-    // The workspace's lock file pins the versions already in the cache.
-    std::fs::copy(root.join("Cargo.lock"), plugin.join("Cargo.lock")).unwrap();
-
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skewed-plugin-target");
-    let out = Command::new(env!("CARGO"))
-        .args(["build", "--offline", "--quiet", "--manifest-path"])
-        .arg(plugin.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .expect("run cargo");
-    assert!(
-        out.status.success(),
-        "building the skewed plugin failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    target.join("debug/libskewed_plugin.so")
+    build_test_plugin("skewed-plugin", PLUGIN_SRC, &api)
 }
 
 #[test]

@@ -151,7 +151,48 @@ pub fn shorten(s: &str, max: usize) -> String {
 /// Runs `cmd` to completion within [`timeout()`]: stdin from `stdin` (or
 /// /dev/null), stdout and stderr captured. Panics, after killing the
 /// child's whole process group, when the deadline passes.
-pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
+pub fn run(cmd: Command, stdin: Option<&[u8]>) -> Run {
+    run_inner(cmd, stdin, false).0
+}
+
+/// [`run`], also returning the processes of the child's process group that
+/// were still alive (neither dead nor zombies) when the child exited, before
+/// the group is killed: for rrpipe, tracees it failed to end.
+pub fn run_with_leftovers(cmd: Command, stdin: Option<&[u8]>) -> (Run, Vec<libc::pid_t>) {
+    run_inner(cmd, stdin, true)
+}
+
+/// The live processes of process group `pgid`, other than its leader.
+fn live_group_members(pgid: libc::pid_t) -> Vec<libc::pid_t> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue; // gone meanwhile
+        };
+        // After the command name (which may hold spaces and parentheses):
+        // state, ppid, pgrp.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(state), Some(pgrp)) = (fields.first(), fields.get(2)) else {
+            continue;
+        };
+        if pid != pgid && pgrp.parse() == Ok(pgid) && !matches!(*state, "Z" | "X" | "x") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+fn run_inner(mut cmd: Command, stdin: Option<&[u8]>, leftovers: bool) -> (Run, Vec<libc::pid_t>) {
     let desc = format!("{cmd:?}");
     cmd.process_group(0);
     cmd.stdin(if stdin.is_some() {
@@ -213,6 +254,11 @@ pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+    let left = if leftovers && !timed_out {
+        live_group_members(pid)
+    } else {
+        Vec::new()
+    };
     // Whatever is left in the group (tracees of a dead or hung tracer).
     unsafe { libc::kill(-pid, libc::SIGKILL) };
     let run = collect(&mut child, &rx, &desc);
@@ -222,7 +268,82 @@ pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
             run.describe("killed run")
         );
     }
-    run
+    (run, left)
+}
+
+/// The workspace's `plugin-api` crate, for [`build_test_plugin`].
+pub fn plugin_api_dir() -> PathBuf {
+    workspace_root().join("plugin-api")
+}
+
+/// The repository's root (the workspace).
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("core lies in the workspace")
+}
+
+/// Builds a test-only plugin library (a `cdylib` called `name` whose
+/// `src/lib.rs` is `src`, against the `plugin-api` crate in `api_dir`) and
+/// returns the path of its `.so`. Built once per test process and set of
+/// arguments.
+///
+/// The build runs offline, pinned by the workspace's lock file, so it only
+/// uses what the workspace build already put in the registry cache. All
+/// plugins share one target directory under CARGO_TARGET_TMPDIR, so that
+/// abi_stable and its dependencies compile once for every test binary: a
+/// copy of `plugin-api` elsewhere (a skewed interface) does not clash with
+/// the real one there, since cargo tells path dependencies apart by their
+/// location. The crate may use `rrpipe_plugin_api`, `abi_stable` and `serde`
+/// (with `derive`).
+pub fn build_test_plugin(name: &str, src: &str, api_dir: &Path) -> PathBuf {
+    /// (name, source, plugin-api directory) -> library.
+    type Built = HashMap<(String, String, PathBuf), PathBuf>;
+    static CACHE: OnceLock<Mutex<Built>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    // Held while building: the library's file name depends on `name` only,
+    // so two builds of it at once would replace each other's output.
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let key = (name.to_string(), src.to_string(), api_dir.to_path_buf());
+    if let Some(lib) = cache.get(&key) {
+        return lib.clone();
+    }
+    let dir = scratch_dir(&format!("plugin-{name}"));
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+             [lib]\ncrate-type = [\"cdylib\"]\n[dependencies]\n\
+             rrpipe-plugin-api = {{ path = \"{}\" }}\nabi_stable = \"0.11\"\n\
+             serde = {{ version = \"1\", features = [\"derive\"] }}\n[workspace]\n",
+            api_dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("src/lib.rs"), src).unwrap();
+    // The workspace's lock file pins the versions already in the cache.
+    std::fs::copy(workspace_root().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-plugins");
+    // No deadline (unlike `run`): the first build compiles abi_stable, and
+    // may wait for other cargo processes' locks.
+    let out = Command::new(env!("CARGO"))
+        .args(["build", "--offline", "--quiet", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "building the test plugin {name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lib = target
+        .join("debug")
+        .join(format!("lib{}.so", name.replace('-', "_")));
+    assert!(lib.is_file(), "cargo built no {}", lib.display());
+    cache.insert(key, lib.clone());
+    lib
 }
 
 /// Runs a program natively (no rrpipe), for comparison with a recording.
