@@ -428,6 +428,7 @@ mod tests {
                 fatal: true,
                 siginfo: Vec::new().into(),
                 anchor: None.into(),
+                handler_frame: Vec::new().into(),
             }),
         })
         .unwrap();

@@ -21,6 +21,7 @@ pub mod remote;
 pub mod replay;
 pub mod sched;
 pub mod session;
+pub mod sigframe;
 pub mod snapshot;
 pub mod spawn;
 pub mod syscalls;

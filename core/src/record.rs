@@ -22,7 +22,7 @@ use crate::sched::{Preempter, TickSource};
 use crate::session::Session;
 use crate::syscalls::{self, Access, Arg, Replay};
 use crate::tracedir::{self, FileSaver};
-use crate::{anchor, exec, rdtsc, spawn};
+use crate::{anchor, exec, rdtsc, sigframe, spawn};
 use nix::unistd::Pid;
 
 /// Longest path string captured from a syscall argument.
@@ -215,6 +215,9 @@ struct RecTask {
     restarting: bool,
     /// Its syscall's return, to emit when it next runs.
     held: Option<(EventData, i64, u32)>,
+    /// A stop already waited for while handling another (stepping into a
+    /// signal handler met something else), to handle next.
+    next_stop: Option<Stop>,
 }
 
 impl RecTask {
@@ -232,6 +235,7 @@ impl RecTask {
             caller: 0,
             held: None,
             restarting: false,
+            next_stop: None,
         }
     }
 }
@@ -437,6 +441,9 @@ impl Recorder {
                 }
                 let deliver = self.signal(tid, sig)?;
                 self.t_mut(tid).signal = deliver;
+                if let Some(next) = self.t_mut(tid).next_stop.take() {
+                    return self.handle(tid, next);
+                }
                 self.continue_or_park(tid)
             }
             Stop::Event(libc::PTRACE_EVENT_EXIT) => {
@@ -863,7 +870,8 @@ impl Recorder {
         // SAFETY: 128 bytes of a siginfo_t, as the kernel gave them.
         let si: libc::siginfo_t =
             unsafe { std::ptr::read_unaligned(raw.as_ptr() as *const libc::siginfo_t) };
-        let info = SignalInfo {
+        let (caught, _) = self.disposition(tid, sig)?;
+        let mut info = SignalInfo {
             regs,
             signo: sig,
             code: si.si_code,
@@ -872,10 +880,33 @@ impl Recorder {
             fatal: self.is_fatal(tid, sig)?,
             siginfo: raw.into(),
             anchor: anchor.into(),
+            handler_frame: Default::default(),
         };
         self.t_mut(tid).resumed_regs = None;
+        if !caught {
+            self.emit(tid, EventData::Signal(info), 0)?;
+            return Ok(sig);
+        }
+        // Into the handler now, to keep its frame (see `sigframe`): the kernel builds the frame and stops the step at
+        // the handler's first instruction, before any of it runs.
+        let task = &self.t(tid).task;
+        task.resume(Resume::Step, sig)?;
+        match task.wait()? {
+            Stop::Signal(libc::SIGTRAP) => {
+                let entry = task.regs()?;
+                info.handler_frame = sigframe::frame(task, &entry)
+                    .and_then(|(addr, len)| task.read_mem(addr, len))
+                    .map_err(|e| Error::internal("read a signal frame", e))?
+                    .into();
+                self.t_mut(tid).resumed_regs = Some(entry);
+            }
+            // The frame could not be built (the kernel forces a SIGSEGV),
+            // or the task was killed: replay, delivering the signal at its
+            // next resume, meets the same stop.
+            other => self.t_mut(tid).next_stop = Some(other),
+        }
         self.emit(tid, EventData::Signal(info), 0)?;
-        Ok(sig)
+        Ok(0)
     }
 
     /// Moves a signal that interrupted user code to the next anchor (or the
@@ -1076,12 +1107,16 @@ impl Recorder {
         }
     }
 
-    fn is_fatal(&self, tid: i32, sig: i32) -> Result<bool> {
-        let (caught, ignored) = self
-            .t(tid)
+    /// (caught by a handler, ignored) for `sig` in `tid`.
+    fn disposition(&self, tid: i32, sig: i32) -> Result<(bool, bool)> {
+        self.t(tid)
             .task
             .signal_disposition(sig)
-            .map_err(|e| Error::internal("read signal disposition", e))?;
+            .map_err(|e| Error::internal("read signal disposition", e))
+    }
+
+    fn is_fatal(&self, tid: i32, sig: i32) -> Result<bool> {
+        let (caught, ignored) = self.disposition(tid, sig)?;
         let ignored_by_default = matches!(
             sig,
             libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH | libc::SIGCONT

@@ -20,7 +20,7 @@ use crate::pipeline::Pipeline;
 use crate::ptrace::{is_fault, Resume, Stop, Task};
 use crate::session::Session;
 use crate::syscalls::{self, Replay};
-use crate::{anchor, exec, rdtsc, remote, spawn, tracedir};
+use crate::{anchor, exec, rdtsc, remote, sigframe, spawn, tracedir};
 
 pub fn run(opts: &ReplayOptions) -> Result<i32> {
     let dir = tracedir::resolve(opts.trace.as_deref())?;
@@ -304,7 +304,11 @@ impl Replayer {
                     }
                     self.run_to_signal(&event, info.signo, &info.regs)?;
                     self.task().set_siginfo(&info.siginfo)?;
-                    self.t_mut().signal = info.signo;
+                    if info.handler_frame.is_empty() {
+                        self.t_mut().signal = info.signo;
+                    } else {
+                        self.enter_handler(&event, info.signo, &info.handler_frame)?;
+                    }
                     self.dispatch(event)?;
                 }
                 EventData::Exit(info) => {
@@ -565,6 +569,37 @@ impl Replayer {
                 }
             }
         }
+    }
+
+    /// Delivers `signo` with one step, which stops at the handler's first
+    /// instruction, and writes the recorded frame over the new one (see
+    /// `sigframe`).
+    fn enter_handler(&mut self, event: &Event, signo: i32, recorded: &[u8]) -> Result<()> {
+        let task = self.task();
+        task.resume(Resume::Step, signo)?;
+        let stop = task.wait()?;
+        if stop != Stop::Signal(libc::SIGTRAP) {
+            return Err(self.diverged(
+                event,
+                format!(
+                    "entering the handler of signal {signo}, the program stopped with {stop:?}"
+                ),
+            ));
+        }
+        let entry = task.regs()?;
+        let (addr, len) =
+            sigframe::frame(task, &entry).map_err(|e| Error::internal("read a signal frame", e))?;
+        if len != recorded.len() {
+            return Err(self.diverged(
+                event,
+                format!(
+                    "the handler's signal frame at {addr:#x} is {len} bytes, {} when recorded",
+                    recorded.len()
+                ),
+            ));
+        }
+        task.write_mem(addr, recorded)
+            .map_err(|e| Error::internal("write a signal frame", e))
     }
 
     fn run_to_signal(&mut self, event: &Event, signo: i32, recorded: &Regs) -> Result<()> {

@@ -33,20 +33,25 @@ impl Session {
     pub fn dispatch(&mut self, event: Event, task: &Task) -> Result<()> {
         self.time = event.header.time;
         let tid = event.header.tid;
-        if let EventData::Exit(_) = event.data {
-            self.last_rsp.remove(&tid);
-        } else if let Ok(regs) = task.regs() {
+        let exit = matches!(event.data, EventData::Exit(_));
+        if let Ok(regs) = task.regs() {
             // Where the task stands after the event (a sigreturn moved it).
             self.last_rsp.insert(tid, regs.rsp);
         }
         let stack_pointers = self.stack_pointers(None);
-        self.pipeline.dispatch(
+        let sent = self.pipeline.dispatch(
             event,
             &TaskMemory {
                 task,
                 stack_pointers,
             },
-        )
+        );
+        // An exited task's stack is no longer its own; but at its exit
+        // event, snapshots of its memory still leave its dead stack out.
+        if exit {
+            self.last_rsp.remove(&tid);
+        }
+        sent
     }
 
     /// The stack pointers of every task, `now` = (tid, rsp) replacing what

@@ -247,6 +247,13 @@ pub struct SignalInfo {
     /// Set when the signal interrupted user code: it was delivered at this
     /// anchor instead, which replay must reach in the same state.
     pub anchor: abi_stable::std_types::ROption<AnchorInfo>,
+    /// When a handler ran: its signal frame as the kernel wrote it (from
+    /// the handler's stack pointer to the end of the FPU area), and the
+    /// event was taken at the handler's first instruction. Parts of a frame
+    /// depend on more than the program (XSAVE's choices, the last trap
+    /// number); replay writes these bytes over its own frame. Empty when
+    /// no handler ran.
+    pub handler_frame: RVec<u8>,
 }
 
 /// A point in a computation without syscalls, identified by state rather
