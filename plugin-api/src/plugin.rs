@@ -242,6 +242,43 @@ impl Plugin {
     }
 }
 
+std::thread_local! {
+    /// Set while the adapter runs plugin code: a panic there is caught and
+    /// reported by the host, so the panic hook stays silent and only notes
+    /// where it happened.
+    static CAUGHT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static LOCATION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs plugin code with its panics caught, without the panic hook's
+/// multi-line report (the plugin has its own copy of std, hence of the hook).
+pub(crate) fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, RString> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if CAUGHT.with(|c| c.get()) {
+                let at = info
+                    .location()
+                    .map(|l| format!("{}:{}", l.file(), l.line()));
+                LOCATION.with(|l| *l.borrow_mut() = at);
+            } else {
+                previous(info)
+            }
+        }));
+    });
+    let outer = CAUGHT.with(|c| c.replace(true));
+    let r = catch_unwind(AssertUnwindSafe(f));
+    CAUGHT.with(|c| c.set(outer));
+    r.map_err(|p| {
+        let mut m = panic_message(p).into_string();
+        if let Some(at) = LOCATION.with(|l| l.borrow_mut().take()) {
+            m.push_str(&format!(" (at {at})"));
+        }
+        RString::from(m)
+    })
+}
+
 pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> RString {
     let text = payload
         .downcast_ref::<&str>()
@@ -270,9 +307,9 @@ struct SelectorAdapter(Box<dyn Selector>);
 
 impl FfiSelector for SelectorAdapter {
     fn wants(&mut self, header: &EventHeader) -> RResult<Request, RString> {
-        match catch_unwind(AssertUnwindSafe(|| self.0.wants(header))) {
+        match guarded(|| self.0.wants(header)) {
             Ok(r) => RResult::ROk(r),
-            Err(p) => RResult::RErr(panic_message(p)),
+            Err(m) => RResult::RErr(m),
         }
     }
 }
@@ -282,18 +319,18 @@ struct HandlerAdapter(Box<dyn Handler>);
 impl FfiHandler for HandlerAdapter {
     fn on_event(&mut self, event: &Event, snapshot: ROption<&Snapshot>) -> RResult<(), RString> {
         let snapshot = snapshot.into_option();
-        match catch_unwind(AssertUnwindSafe(|| self.0.on_event(event, snapshot))) {
+        match guarded(|| self.0.on_event(event, snapshot)) {
             Ok(Ok(())) => RResult::ROk(()),
             Ok(Err(e)) => RResult::RErr(RString::from(e.0)),
-            Err(p) => RResult::RErr(panic_message(p)),
+            Err(m) => RResult::RErr(m),
         }
     }
 
     fn finish(&mut self) -> RResult<RVec<RString>, RString> {
-        match catch_unwind(AssertUnwindSafe(|| self.0.finish())) {
+        match guarded(|| self.0.finish()) {
             Ok(Ok(files)) => RResult::ROk(files.into_iter().map(RString::from).collect()),
             Ok(Err(e)) => RResult::RErr(RString::from(e.0)),
-            Err(p) => RResult::RErr(panic_message(p)),
+            Err(m) => RResult::RErr(m),
         }
     }
 }
@@ -345,10 +382,10 @@ pub fn create_with(
     ctx: &PluginContext,
     ctor: fn(&PluginContext) -> Result<Plugin, PluginError>,
 ) -> RResult<FfiPlugin, RString> {
-    match catch_unwind(AssertUnwindSafe(|| ctor(ctx))) {
+    match guarded(|| ctor(ctx)) {
         Ok(Ok(p)) => RResult::ROk(p.into_ffi()),
         Ok(Err(e)) => RResult::RErr(RString::from(e.0)),
-        Err(p) => RResult::RErr(panic_message(p)),
+        Err(m) => RResult::RErr(m),
     }
 }
 

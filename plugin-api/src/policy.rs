@@ -25,7 +25,6 @@
 // The sabi_trait macro defines impls inside generated items.
 #![allow(non_local_definitions)]
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use abi_stable::sabi_trait;
@@ -34,7 +33,7 @@ use abi_stable::std_types::{RBox, ROption, RResult, RString};
 
 use crate::event::EventHeader;
 use crate::library;
-use crate::plugin::{panic_message, PluginContext, PluginError};
+use crate::plugin::{guarded, PluginContext, PluginError};
 
 /// Decides at which events a core file is written.
 pub trait DumpPolicy: Send + 'static {
@@ -61,9 +60,9 @@ struct PolicyAdapter(Box<dyn DumpPolicy>);
 
 impl FfiDumpPolicy for PolicyAdapter {
     fn dump_at(&mut self, header: &EventHeader) -> RResult<ROption<RString>, RString> {
-        match catch_unwind(AssertUnwindSafe(|| self.0.dump_at(header))) {
+        match guarded(|| self.0.dump_at(header)) {
             Ok(cause) => RResult::ROk(cause.map(RString::from).into()),
-            Err(p) => RResult::RErr(panic_message(p)),
+            Err(m) => RResult::RErr(m),
         }
     }
 }
@@ -84,10 +83,10 @@ pub fn create_with<P: DumpPolicy>(
     ctx: &PluginContext,
     ctor: fn(&PluginContext) -> Result<P, PluginError>,
 ) -> RResult<FfiPolicyBox, RString> {
-    match catch_unwind(AssertUnwindSafe(|| ctor(ctx))) {
+    match guarded(|| ctor(ctx)) {
         Ok(Ok(p)) => RResult::ROk(into_ffi(p)),
         Ok(Err(e)) => RResult::RErr(RString::from(e.0)),
-        Err(p) => RResult::RErr(panic_message(p)),
+        Err(m) => RResult::RErr(m),
     }
 }
 
