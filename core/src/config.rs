@@ -631,21 +631,23 @@ path = "/opt/libabs.so"
         assert!(c.tracer_options().redirect_output);
     }
 
-    /// The commented `[[plugin]]` example in record.toml, uncommented, parses.
+    /// Each commented `[[plugin]]` example in record.toml (ended by a lone
+    /// `#`), uncommented, parses.
     #[test]
-    fn shipped_record_toml_plugin_example_is_valid() {
+    fn shipped_record_toml_plugin_examples_are_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/record.toml");
         let text = std::fs::read_to_string(&path).unwrap();
-        let start = text
-            .find("# [[plugin]]")
-            .expect("a commented [[plugin]] example");
-        let example: String = text[start..]
-            .lines()
-            .take_while(|l| l.starts_with('#'))
-            .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
-            .collect();
-        let c = Config::parse(&example, &path).unwrap_or_else(|e| panic!("{example}\n{e}"));
-        assert_eq!(c.plugins.len(), 1, "{example}");
-        assert!(!c.plugins[0].config_toml.is_empty(), "{example}");
+        let starts: Vec<usize> = text.match_indices("# [[plugin]]").map(|(i, _)| i).collect();
+        assert!(starts.len() >= 2, "the checksum and memory-dump examples");
+        for start in starts {
+            let example: String = text[start..]
+                .lines()
+                .take_while(|l| l.starts_with('#') && l.trim() != "#")
+                .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+                .collect();
+            let c = Config::parse(&example, &path).unwrap_or_else(|e| panic!("{example}\n{e}"));
+            assert_eq!(c.plugins.len(), 1, "{example}");
+            assert!(!c.plugins[0].config_toml.is_empty(), "{example}");
+        }
     }
 }

@@ -62,7 +62,7 @@ pub fn run(opts: &RecordOptions) -> Result<i32> {
     write_header(&dir, &header).map_err(|e| Error::internal("write trace header", e))?;
 
     let mut specs = vec![PluginSpec {
-        name: "trace-writer".into(),
+        name: TRACE_WRITER.into(),
         path: None,
         required: true,
         ..PluginSpec::default()
@@ -1127,21 +1127,31 @@ impl Recorder {
     /// Ends the recording, whatever happened: the trace is completed so that
     /// it replays up to where it stops.
     fn finish(mut self, dir: &Path, outcome: Result<Outcome>) -> Result<i32> {
+        let mut aborted = false;
         let result = match outcome {
             Ok(Outcome::Exited(code)) => Ok(code),
             Ok(Outcome::Killed(sig)) => Ok(128 + sig),
             Err(e) => {
-                let code = e.exit_code();
-                if let Error::Unsupported { tid, .. } = e {
+                // Stops that leave the trace whole: it ends with an Abort
+                // event, which replay reaches and stops at, with the same
+                // message and exit code. The task is still stopped at the
+                // event that stopped the recording: its state is valid for
+                // plugins.
+                let stopped_at = match &e {
+                    Error::Unsupported { tid, .. } => Some(*tid),
+                    Error::Plugin { name, .. } if name != TRACE_WRITER => {
+                        Some(self.session.last_tid)
+                    }
+                    _ => None,
+                };
+                if let Some(tid) = stopped_at.filter(|t| self.tasks.contains_key(t)) {
                     let info = AbortInfo {
                         reason: e.to_string().into(),
-                        exit_code: code,
+                        exit_code: e.exit_code(),
                     };
-                    // The task is stopped at the syscall entry: its state is
-                    // valid for plugins.
-                    if self.tasks.contains_key(&tid) {
-                        let _ = self.emit(tid, EventData::Abort(info), 0);
-                    }
+                    // A failed required plugin makes this an error too.
+                    let _ = self.emit(tid, EventData::Abort(info), 0);
+                    aborted = true;
                 }
                 crate::ptrace::kill_all(
                     std::mem::take(&mut self.tasks)
@@ -1152,25 +1162,25 @@ impl Recorder {
             }
         };
         let events = self.session.time;
-        let plugins = self.session.pipeline.finish();
+        let (mut components, plugins) = self.session.pipeline.finish();
         let files = self.saver.finish();
-        let complete = result.is_ok() || matches!(result, Err(Error::Unsupported { .. }));
-        let mut components = Vec::new();
+        let complete = result.is_ok() || aborted;
+        if let Ok(f) = &files {
+            components.push(rrpipe_plugin_api::trace::ManifestEntry {
+                name: "rrpipe".into(),
+                files: [
+                    rrpipe_plugin_api::trace::HEADER_FILE.to_string(),
+                    rrpipe_plugin_api::trace::MANIFEST_FILE.to_string(),
+                ]
+                .into_iter()
+                .chain(f.iter().cloned())
+                .collect(),
+            });
+        }
         let finish_error = match (plugins, files) {
-            (Ok(p), Ok(f)) => {
-                components = p;
-                components.push(rrpipe_plugin_api::trace::ManifestEntry {
-                    name: "rrpipe".into(),
-                    files: [
-                        rrpipe_plugin_api::trace::HEADER_FILE.to_string(),
-                        rrpipe_plugin_api::trace::MANIFEST_FILE.to_string(),
-                    ]
-                    .into_iter()
-                    .chain(f)
-                    .collect(),
-                });
-                None
-            }
+            (Ok(()), Ok(_)) => None,
+            // Already the recording's error when it stopped it.
+            (Err(_), Ok(_)) if aborted => None,
             (Err(e), _) | (_, Err(e)) => Some(e),
         };
         tracedir::write_manifest(dir, complete && finish_error.is_none(), events, components)?;
@@ -1181,6 +1191,9 @@ impl Recorder {
         }
     }
 }
+
+/// The plugin that writes the event stream: without it there is no trace.
+const TRACE_WRITER: &str = "trace-writer";
 
 /// Syscalls that write a buffer to a file descriptor.
 fn is_write(nr: i64) -> bool {

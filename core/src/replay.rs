@@ -81,7 +81,7 @@ pub fn run(opts: &ReplayOptions) -> Result<i32> {
     let outcome = replayer.replay(first, &mut events);
     let lingering = std::mem::take(&mut replayer.lingering).into_values();
     crate::ptrace::kill_all(replayer.tasks.drain().map(|(_, t)| t.task).chain(lingering));
-    let finished = replayer.session.pipeline.finish();
+    let (_, finished) = replayer.session.pipeline.finish();
     let code = outcome?;
     finished?;
     Ok(code)

@@ -12,6 +12,8 @@ pub struct Session {
     pub pipeline: Pipeline,
     /// Global time of the last event.
     pub time: Time,
+    /// The task of the last event.
+    pub last_tid: i32,
     /// Each task's stack pointer after its last event. The task is stopped
     /// there in both record and replay, in the same state, so both derive
     /// the same values: what memory digests and snapshots use to leave out
@@ -25,6 +27,7 @@ impl Session {
         Session {
             pipeline,
             time: 0,
+            last_tid: 0,
             last_rsp: Default::default(),
         }
     }
@@ -33,6 +36,7 @@ impl Session {
     pub fn dispatch(&mut self, event: Event, task: &Task) -> Result<()> {
         self.time = event.header.time;
         let tid = event.header.tid;
+        self.last_tid = tid;
         let exit = matches!(event.data, EventData::Exit(_));
         if let Ok(regs) = task.regs() {
             // Where the task stands after the event (a sigreturn moved it).
