@@ -5,8 +5,16 @@
 //!     cargo build --release --workspace && cargo bench -p rrpipe
 //!
 //! Everything runs pinned to one CPU (rrpipe pins itself; native runs are
-//! pinned here) so that the ratios compare like with like. Each figure is
-//! the median of several runs. Set RRPIPE_BENCH_RUNS to change the count.
+//! pinned here) so that the ratios compare like with like; rrpipe's plugin
+//! worker threads run on the other CPUs. Each figure is the median of
+//! several runs. Set RRPIPE_BENCH_RUNS to change the count, and
+//! RRPIPE_BENCH_ONLY=ls (a part of a workload's name) to run fewer.
+//!
+//! The `ls` workload is also recorded and replayed with
+//! `--checksum=on-syscalls`, in the same loop as the plain runs, and
+//! reported as ratios to native and to the plain recording and replay. The
+//! checksummer's `stats` line gives the CPU time of the tracer thread (which
+//! copies the memory) and of the `rrpipe:checksum` worker (which hashes it).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,6 +23,8 @@ use std::time::{Duration, Instant};
 struct Workload {
     name: &'static str,
     argv: Vec<String>,
+    /// Also measured with `--checksum=on-syscalls`.
+    checksum: bool,
 }
 
 fn workloads(scratch: &Path) -> Vec<Workload> {
@@ -22,11 +32,13 @@ fn workloads(scratch: &Path) -> Vec<Workload> {
     let mut w = vec![Workload {
         name: "ls -laR /usr/share/doc",
         argv: vec!["/usr/bin/ls".into(), "-laR".into(), "/usr/share/doc".into()],
+        checksum: true,
     }];
     if Path::new("/usr/bin/python3").exists() {
         w.push(Workload {
             name: "python3 -c pass (startup)",
             argv: vec!["/usr/bin/python3".into(), "-c".into(), "pass".into()],
+            checksum: false,
         });
     }
     // Many processes: make, gcc, cc1, as, collect2, ld (-B: build every run).
@@ -45,6 +57,7 @@ fn workloads(scratch: &Path) -> Vec<Workload> {
             "-C".into(),
             project.to_string_lossy().into_owned(),
         ],
+        checksum: false,
     });
     // Threads: 4 threads with mutex, condvar, barrier, rwlock.
     let threads = scratch.join("pthreads_sync");
@@ -59,6 +72,7 @@ fn workloads(scratch: &Path) -> Vec<Workload> {
         w.push(Workload {
             name: "pthreads (4 threads, sync)",
             argv: vec![threads.to_string_lossy().into_owned()],
+            checksum: false,
         });
     }
     w
@@ -93,8 +107,58 @@ fn time(mut cmd: Command) -> Duration {
     took
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
+/// Like `time`, keeping the checksummer's `stats` line from stderr.
+fn time_with_stats(mut cmd: Command) -> (Duration, Stats) {
+    cmd.env("RRPIPE_CHECKSUM_STATS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null());
+    let start = Instant::now();
+    let out = cmd.output().expect("run workload");
+    let took = start.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{stderr}",
+        out.status
+    );
+    let stats = stderr
+        .lines()
+        .find_map(Stats::parse)
+        .unwrap_or_else(|| panic!("no checksum stats from {cmd:?}:\n{stderr}"));
+    (took, stats)
+}
+
+/// The checksummer's `checksum stats: events=N bytes=B tracer_cpu=Ts
+/// worker_cpu=Ws` line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd)]
+struct Stats {
+    events: u64,
+    bytes: u64,
+    tracer_cpu: f64,
+    worker_cpu: f64,
+}
+
+impl Stats {
+    fn parse(line: &str) -> Option<Stats> {
+        let rest = line.strip_prefix("checksum stats: ")?;
+        let mut s = Stats::default();
+        for field in rest.split_whitespace() {
+            let (key, value) = field.split_once('=')?;
+            match key {
+                "events" => s.events = value.parse().ok()?,
+                "bytes" => s.bytes = value.parse().ok()?,
+                "tracer_cpu" => s.tracer_cpu = value.strip_suffix('s')?.parse().ok()?,
+                "worker_cpu" => s.worker_cpu = value.strip_suffix('s')?.parse().ok()?,
+                _ => {}
+            }
+        }
+        Some(s)
+    }
+}
+
+fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
 }
 
@@ -143,6 +207,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
+    let only = std::env::var("RRPIPE_BENCH_ONLY").unwrap_or_default();
     let cpu = 0;
     let scratch = std::env::temp_dir().join(format!("rrpipe-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
@@ -152,7 +217,11 @@ fn main() {
         "{:<28} {:>10} {:>8} {:>8} {:>12} {:>12}",
         "workload", "native", "record", "replay", "events", "trace*"
     );
+    let mut checksum_rows = Vec::new();
     for w in workloads(&scratch) {
+        if !w.name.contains(only.as_str()) {
+            continue;
+        }
         let native = median(
             (0..runs)
                 .map(|_| {
@@ -165,24 +234,47 @@ fn main() {
         let mut record = Vec::new();
         let mut replay = Vec::new();
         let mut sizes = (0, 0);
-        for i in 0..runs {
-            let trace = scratch.join(format!("{}-{i}", w.name.split(' ').next().unwrap()));
+        let mut checksummed = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let record_cmd = |trace: &Path, extra: &[&str]| {
             let mut c = Command::new(&bin);
             c.env("RRPIPE_PLUGIN_PATH", &plugin_dir)
-                .args(["record", "--cpu", &cpu.to_string(), "-o"])
-                .arg(&trace)
+                .args(["record", "--cpu", &cpu.to_string()])
+                .args(extra)
+                .arg("-o")
+                .arg(trace)
                 .arg("--")
                 .args(&w.argv);
-            record.push(time(c));
+            c
+        };
+        let replay_cmd = |trace: &Path, extra: &[&str]| {
             let mut c = Command::new(&bin);
             c.env("RRPIPE_PLUGIN_PATH", &plugin_dir)
                 .args(["replay", "--cpu", &cpu.to_string()])
-                .arg(&trace);
-            replay.push(time(c));
+                .args(extra)
+                .arg(trace);
+            c
+        };
+        for i in 0..runs {
+            let trace = scratch.join(format!("{}-{i}", w.name.split(' ').next().unwrap()));
+            record.push(time(record_cmd(&trace, &[])));
+            replay.push(time(replay_cmd(&trace, &[])));
             sizes = dir_size(&trace);
             let _ = std::fs::remove_dir_all(&trace);
+            if w.checksum {
+                let flag = ["--checksum=on-syscalls"];
+                let (took, stats) = time_with_stats(record_cmd(&trace, &flag));
+                checksummed.0.push(took);
+                checksummed.1.push(stats);
+                let (took, stats) = time_with_stats(replay_cmd(&trace, &flag));
+                checksummed.2.push(took);
+                checksummed.3.push(stats);
+                let _ = std::fs::remove_dir_all(&trace);
+            }
         }
         let (record, replay) = (median(record), median(replay));
+        if w.checksum {
+            checksum_rows.push((w.name, native, record, replay, checksummed));
+        }
         let ratio = |d: Duration| d.as_secs_f64() / native.as_secs_f64();
         println!(
             "{:<28} {:>8.1}ms {:>7.2}x {:>7.2}x {:>10}KiB {:>10}KiB",
@@ -196,4 +288,41 @@ fn main() {
     }
     let _ = std::fs::remove_dir_all(&scratch);
     println!("* trace: bytes on disk, not counting hard links to the program's own files");
+    for (name, native, plain_record, plain_replay, (rec, rec_stats, rep, rep_stats)) in
+        checksum_rows
+    {
+        println!();
+        println!("{name} with --checksum=on-syscalls (median of {runs} runs)");
+        println!(
+            "{:<8} {:>10} {:>9} {:>9} {:>12} {:>12} {:>10} {:>10}",
+            "", "time", "x native", "x plain", "tracer CPU", "hash CPU", "snapshots", "MiB each"
+        );
+        for (what, times, stats, plain) in [
+            ("record", rec, rec_stats, plain_record),
+            ("replay", rep, rep_stats, plain_replay),
+        ] {
+            let took = median(times);
+            let s = Stats {
+                events: median(stats.iter().map(|s| s.events).collect()),
+                bytes: median(stats.iter().map(|s| s.bytes).collect()),
+                tracer_cpu: median(stats.iter().map(|s| s.tracer_cpu).collect()),
+                worker_cpu: median(stats.iter().map(|s| s.worker_cpu).collect()),
+            };
+            println!(
+                "{:<8} {:>8.2}s {:>8.1}x {:>8.2}x {:>11.2}s {:>11.2}s {:>10} {:>10.2}",
+                what,
+                took.as_secs_f64(),
+                took.as_secs_f64() / native.as_secs_f64(),
+                took.as_secs_f64() / plain.as_secs_f64(),
+                s.tracer_cpu,
+                s.worker_cpu,
+                s.events,
+                s.bytes as f64 / s.events.max(1) as f64 / (1 << 20) as f64,
+            );
+        }
+        println!(
+            "x plain: to the recording or replay without --checksum; tracer CPU: the \
+             thread that copies the memory; hash CPU: the rrpipe:checksum worker"
+        );
+    }
 }

@@ -126,19 +126,100 @@ impl Task {
     }
 
     pub fn read_mem(&self, addr: u64, len: usize) -> io::Result<Vec<u8>> {
-        let mut buf = vec![0u8; len];
-        let mut done = 0;
-        while done < len {
-            let n = self.mem.read_at(&mut buf[done..], addr + done as u64)?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("tracee memory at {:#x} unreadable", addr + done as u64),
-                ));
-            }
-            done += n;
-        }
+        let mut buf = Vec::with_capacity(len);
+        self.read_mem_into(addr, len, &mut buf)?;
         Ok(buf)
+    }
+
+    /// As much of `[addr, addr + len)` as can be read, from `addr` on (empty
+    /// when its first page cannot be read): snapshots of whole mappings use
+    /// it to find where a mapping stops being readable without a read per
+    /// page.
+    pub fn read_mem_prefix(&self, addr: u64, len: usize) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(len);
+        if self.read_mem_into(addr, len, &mut buf).is_err() {
+            buf.shrink_to_fit();
+        }
+        buf
+    }
+
+    /// Appends `[addr, addr + len)` to `buf`, stopping at the first byte
+    /// that cannot be read (the error says why; `buf` keeps what was read).
+    ///
+    /// Snapshots copy megabytes per event, so this reads straight into the
+    /// buffer's spare capacity (no zeroing first) with `process_vm_readv`,
+    /// which copies each page once and takes the address-space lock per
+    /// batch of pages, where `/proc/PID/mem` copies through a bounce page
+    /// and locks per page. `/proc/PID/mem` stays the fallback for what
+    /// `process_vm_readv` refuses (pages without read permission, which it
+    /// can read with ptrace's force; kernels or sandboxes without the call),
+    /// so what can be read is the same as before.
+    fn read_mem_into(&self, addr: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        /// Cleared the first time the kernel refuses the call outright.
+        static VM_READV: AtomicBool = AtomicBool::new(true);
+
+        buf.reserve(len);
+        let target = buf.len() + len;
+        let first = buf.len();
+        while buf.len() < target {
+            let at = addr + (buf.len() - first) as u64;
+            let want = target - buf.len();
+            let dst = buf.spare_capacity_mut().as_mut_ptr().cast::<libc::c_void>();
+            if VM_READV.load(Ordering::Relaxed) {
+                let local = libc::iovec {
+                    iov_base: dst,
+                    iov_len: want,
+                };
+                let remote = libc::iovec {
+                    iov_base: at as *mut libc::c_void,
+                    iov_len: want,
+                };
+                // SAFETY: the kernel writes at most `want` bytes into the
+                // spare capacity, which holds at least that many.
+                let n =
+                    unsafe { libc::process_vm_readv(self.tid.as_raw(), &local, 1, &remote, 1, 0) };
+                if n > 0 {
+                    // SAFETY: the kernel initialised the first `n` bytes.
+                    unsafe { buf.set_len(buf.len() + n as usize) };
+                    continue;
+                }
+                if n < 0
+                    && matches!(
+                        io::Error::last_os_error().raw_os_error(),
+                        Some(libc::ENOSYS | libc::EPERM)
+                    )
+                {
+                    VM_READV.store(false, Ordering::Relaxed);
+                }
+            }
+            // This page through /proc/PID/mem (everything left, when
+            // process_vm_readv is not used at all).
+            let chunk = if VM_READV.load(Ordering::Relaxed) {
+                want.min((4096 - at % 4096) as usize)
+            } else {
+                want
+            };
+            // SAFETY: as above, at most `chunk` <= `want` bytes.
+            let n = unsafe { libc::pread(self.mem.as_raw_fd(), dst, chunk, at as libc::off_t) };
+            match n {
+                n if n > 0 => unsafe { buf.set_len(buf.len() + n as usize) },
+                0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("tracee memory at {at:#x} unreadable"),
+                    ))
+                }
+                _ => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn write_mem(&self, addr: u64, data: &[u8]) -> io::Result<()> {

@@ -11,17 +11,26 @@
 //! [plugin.config]
 //! mode = "on-syscalls"      # or "on-all-events"
 //! # from = 1200            # or: every event from global time 1200 on
+//! # stats = true           # CPU time of the tracer and hashing threads
 //! ```
 //!
 //! The hashing runs on the plugin's worker thread; the tracer thread only
 //! copies the memory (the snapshot leaves out each thread's dead stack
 //! below its red zone, which replay may legitimately scribble on).
+//!
+//! With `stats = true` (or `RRPIPE_CHECKSUM_STATS=1` in the environment,
+//! which reaches a plugin that `--checksum` configured), `finish` prints one
+//! line to stderr: `checksum stats: events=N bytes=B tracer_cpu=Ts
+//! worker_cpu=Ws`, the CPU time of the tracer thread (which copies the
+//! memory) and of this plugin's worker thread (which hashes it), so that
+//! the split can be measured rather than asserted.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use rrpipe_plugin_api::{
     Event, EventHeader, EventKind, Handler, MemoryRequest, Mode, Plugin, PluginContext,
@@ -37,6 +46,71 @@ pub const FILE: &str = "checksums";
 struct Config {
     mode: Option<String>,
     from: Option<u64>,
+    stats: Option<bool>,
+}
+
+/// Set to print CPU times at the end (see the crate's documentation).
+pub const STATS_ENV: &str = "RRPIPE_CHECKSUM_STATS";
+
+/// Per-thread CPU clocks, without a libc dependency: std links libc anyway.
+mod cpu {
+    use std::time::Duration;
+
+    /// `clockid_t` of a thread's CPU clock (Linux, glibc and musl).
+    pub type ClockId = i32;
+
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+
+    extern "C" {
+        fn pthread_self() -> usize;
+        fn pthread_getcpuclockid(thread: usize, clock: *mut ClockId) -> i32;
+        fn clock_gettime(clock: ClockId, tp: *mut Timespec) -> i32;
+    }
+
+    /// The CPU clock of the calling thread, readable from any thread of the
+    /// process while that thread lives.
+    pub fn this_thread() -> Option<ClockId> {
+        let mut clock = 0;
+        // SAFETY: pthread_self is always valid; the kernel writes one clockid.
+        (unsafe { pthread_getcpuclockid(pthread_self(), &mut clock) } == 0).then_some(clock)
+    }
+
+    pub fn read(clock: ClockId) -> Option<Duration> {
+        let mut ts = Timespec { sec: 0, nsec: 0 };
+        // SAFETY: writes one timespec.
+        (unsafe { clock_gettime(clock, &mut ts) } == 0)
+            .then(|| Duration::new(ts.sec as u64, ts.nsec as u32))
+    }
+}
+
+/// What `stats` reports. The tracer's clock is taken by the selector, the
+/// only code of this plugin that runs on the tracer thread.
+#[derive(Default)]
+struct Stats {
+    tracer_clock: Arc<OnceLock<cpu::ClockId>>,
+    events: u64,
+    bytes: u64,
+}
+
+impl Stats {
+    fn line(&self) -> String {
+        let secs = |c: Option<cpu::ClockId>| {
+            c.and_then(cpu::read)
+                .map(|d| format!("{:.3}s", d.as_secs_f64()))
+                .unwrap_or_else(|| "?".to_string())
+        };
+        format!(
+            "checksum stats: events={} bytes={} tracer_cpu={} worker_cpu={}",
+            self.events,
+            self.bytes,
+            secs(self.tracer_clock.get().copied()),
+            secs(cpu::this_thread()),
+        )
+    }
 }
 
 /// Which events get a checksum.
@@ -184,22 +258,35 @@ fn differences(recorded: &Sums, now: &Sums) -> Vec<String> {
     out
 }
 
-enum Checksummer {
+enum Store {
     Record { out: BufWriter<File> },
     Verify { recorded: HashMap<u64, Sums> },
+}
+
+struct Checksummer {
+    store: Store,
+    stats: Option<Stats>,
 }
 
 impl Handler for Checksummer {
     fn on_event(&mut self, event: &Event, snapshot: Option<&Snapshot>) -> Result<(), PluginError> {
         let snapshot = snapshot.ok_or_else(|| PluginError::new("no memory came with the event"))?;
         let now = sums(event, snapshot);
+        if let Some(stats) = &mut self.stats {
+            stats.events += 1;
+            stats.bytes += snapshot
+                .regions
+                .iter()
+                .map(|r| r.data.len() as u64)
+                .sum::<u64>();
+        }
         let time = event.header.time;
-        match self {
-            Checksummer::Record { out } => {
+        match &mut self.store {
+            Store::Record { out } => {
                 writeln!(out, "{}", line(time, &now))?;
                 Ok(())
             }
-            Checksummer::Verify { recorded } => {
+            Store::Verify { recorded } => {
                 let Some(then) = recorded.get(&time) else {
                     return Err(PluginError::new(format!(
                         "no checksum was recorded for event {time}: record with the same --checksum setting"
@@ -224,12 +311,15 @@ impl Handler for Checksummer {
     }
 
     fn finish(&mut self) -> Result<Vec<String>, PluginError> {
-        match self {
-            Checksummer::Record { out } => {
+        if let Some(stats) = &self.stats {
+            eprintln!("{}", stats.line());
+        }
+        match &mut self.store {
+            Store::Record { out } => {
                 out.flush()?;
                 Ok(vec![FILE.to_string()])
             }
-            Checksummer::Verify { .. } => Ok(Vec::new()),
+            Store::Verify { .. } => Ok(Vec::new()),
         }
     }
 }
@@ -238,9 +328,9 @@ fn create(ctx: &PluginContext) -> Result<Plugin, PluginError> {
     let config: Config = ctx.config()?;
     let when = When::parse(&config)?;
     let path = PathBuf::from(ctx.trace_dir.as_str()).join(FILE);
-    let handler = match ctx.mode {
+    let store = match ctx.mode {
         Mode::Record => {
-            Checksummer::Record {
+            Store::Record {
                 out: BufWriter::new(File::create(&path).map_err(|e| {
                     PluginError::new(format!("cannot create {}: {e}", path.display()))
                 })?),
@@ -261,10 +351,22 @@ fn create(ctx: &PluginContext) -> Result<Plugin, PluginError> {
                 })?;
                 recorded.insert(time, s);
             }
-            Checksummer::Verify { recorded }
+            Store::Verify { recorded }
         }
     };
+    let stats = (config.stats == Some(true)
+        || std::env::var_os(STATS_ENV).is_some_and(|v| !v.is_empty() && v != "0"))
+    .then(Stats::default);
+    let tracer_clock = stats.as_ref().map(|s| s.tracer_clock.clone());
+    let handler = Checksummer { store, stats };
     let selector = move |h: &EventHeader| {
+        if let Some(clock) = &tracer_clock {
+            if clock.get().is_none() {
+                if let Some(c) = cpu::this_thread() {
+                    let _ = clock.set(c);
+                }
+            }
+        }
         if when.selects(h) {
             Request::with_memory(MemoryRequest::AllReadable)
         } else {
@@ -306,10 +408,33 @@ mod tests {
     }
 
     #[test]
+    fn thread_cpu_clocks_advance() {
+        let clock = cpu::this_thread().expect("a CPU clock for this thread");
+        let before = cpu::read(clock).unwrap();
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(20) {}
+        assert!(cpu::read(clock).unwrap() > before);
+        // Another live thread's clock, read from here, as `finish` does.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            while start.elapsed() < std::time::Duration::from_millis(20) {}
+            tx.send(cpu::this_thread().unwrap()).unwrap();
+            let _ = done_rx.recv();
+        });
+        let spent = cpu::read(rx.recv().unwrap()).unwrap();
+        assert!(spent >= std::time::Duration::from_millis(10), "{spent:?}");
+        done_tx.send(()).unwrap();
+        other.join().unwrap();
+    }
+
+    #[test]
     fn modes() {
         let cfg = |m: Option<&str>, f: Option<u64>| Config {
             mode: m.map(str::to_string),
             from: f,
+            stats: None,
         };
         assert_eq!(
             When::parse(&cfg(Some("on-syscalls"), None)).unwrap(),
