@@ -113,6 +113,27 @@ fn rdtsc() {
 }
 
 #[test]
+fn cpuid_is_trapped_with_nondeterministic_features_hidden() {
+    let bin = compile_c("cpuid");
+    let r = assert_replays_identically(&[bin.to_str().unwrap()], None);
+    r.assert_stdout_contains("xsave 0 osxsave 0 apic 0\n");
+    r.assert_stdout_contains("rtm 0 hle 0\n");
+    // Leaves the program asks about are otherwise the machine's.
+    let native = native(&[bin.to_str().unwrap()], None);
+    let max_leaf = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("max leaf"))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        max_leaf(&r.record.stdout_str()),
+        max_leaf(&native.stdout_str()),
+        "{}",
+        r.describe()
+    );
+}
+
+#[test]
 fn getrandom() {
     let r = self_checking("getrandom", &[]);
     r.assert_stdout_contains("getrandom -> 32\n");

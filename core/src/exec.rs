@@ -51,8 +51,8 @@ fn syscall_stub(nr: i64) -> Vec<u8> {
 /// `mov rax, -ENOSYS; ret`
 const ENOSYS_STUB: [u8; 8] = [0x48, 0xc7, 0xc0, 0xda, 0xff, 0xff, 0xff, 0xc3];
 
-/// Patches the vDSO and maps the rrpipe page. Returns nothing: afterwards
-/// [`PAGE_SYSCALL`] is usable for remote syscalls.
+/// Patches the vDSO, maps the rrpipe page and makes `cpuid` trap (see
+/// `cpuid`). Afterwards [`PAGE_SYSCALL`] is usable for remote syscalls.
 pub fn prepare(task: &Task) -> Result<()> {
     let maps = task
         .mappings()
@@ -103,6 +103,7 @@ pub fn prepare(task: &Task) -> Result<()> {
     // syscall; int3
     task.write_mem(PAGE_SYSCALL, &[0x0f, 0x05, 0xcc])
         .map_err(|e| Error::internal("write rrpipe page", e))?;
+    crate::cpuid::trap(task, PAGE_SYSCALL)?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 pub mod anchor;
 pub mod cli;
 pub mod config;
+pub mod cpuid;
 pub mod dump;
 pub mod error;
 pub mod exec;

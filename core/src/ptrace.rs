@@ -57,6 +57,9 @@ pub struct Task {
     /// address space). Reads and writes through it ignore page protections,
     /// which lets the tracer patch code.
     mem: File,
+    /// How it was last resumed, to resume it the same way after a stop
+    /// that is not the program's (a trapped `cpuid`).
+    last_resume: std::cell::Cell<Resume>,
 }
 
 fn proc_mem(tid: Pid) -> io::Result<File> {
@@ -69,7 +72,11 @@ fn proc_mem(tid: Pid) -> io::Result<File> {
 impl Task {
     pub fn new(tid: Pid) -> Result<Task> {
         let mem = proc_mem(tid).map_err(|e| Error::internal(format!("open /proc/{tid}/mem"), e))?;
-        Ok(Task { tid, mem })
+        Ok(Task {
+            tid,
+            mem,
+            last_resume: std::cell::Cell::new(Resume::Cont),
+        })
     }
 
     /// Re-opens the memory file after an exec replaced the address space.
@@ -250,6 +257,7 @@ impl Task {
     }
 
     pub fn resume(&self, how: Resume, signal: i32) -> Result<()> {
+        self.last_resume.set(how);
         let sig = if signal == 0 {
             None
         } else {
@@ -264,9 +272,30 @@ impl Task {
         r.map_err(|e| self.fail("resume", e))
     }
 
-    /// Waits for this task's next stop.
+    /// Waits for this task's next stop. A trapped `cpuid` is not one: it is
+    /// emulated and the task resumed as it was (a single step ends there).
     pub fn wait(&self) -> Result<Stop> {
-        wait_for(self.tid).map(|(_, stop)| stop)
+        loop {
+            let stop = wait_for(self.tid).map(|(_, stop)| stop)?;
+            if stop != Stop::Signal(libc::SIGSEGV) || !self.emulate_cpuid()? {
+                return Ok(stop);
+            }
+            match self.last_resume.get() {
+                Resume::Step => return Ok(Stop::Signal(libc::SIGTRAP)),
+                how => self.resume(how, 0)?,
+            }
+        }
+    }
+
+    /// At a SIGSEGV stop: when a trapped `cpuid` caused it, executes it for
+    /// the task (see `cpuid`) and returns true.
+    pub fn emulate_cpuid(&self) -> Result<bool> {
+        let regs = self.regs()?;
+        if !crate::cpuid::at(self, &regs) {
+            return Ok(false);
+        }
+        self.set_regs(&crate::cpuid::emulate(&regs))?;
+        Ok(true)
     }
 
     pub fn siginfo(&self) -> Result<libc::siginfo_t> {

@@ -825,6 +825,11 @@ impl Recorder {
                 self.t_mut(tid).resumed_regs = Some(after);
                 return Ok(0);
             }
+            if self.t(tid).task.emulate_cpuid()? {
+                // No event: the task ran user code since it was resumed.
+                self.t_mut(tid).resumed_regs = None;
+                return Ok(0);
+            }
         }
         let task = &self.t(tid).task;
         let regs = task.regs()?;

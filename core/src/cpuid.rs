@@ -1,0 +1,66 @@
+//! `cpuid` trapping. After every exec the tracee runs with CPUID faulting
+//! (`arch_prctl(ARCH_SET_CPUID, 0)`), so each `cpuid` faults; the tracer
+//! executes it on the same CPU and hands back the result with a few
+//! features hidden, in record and in replay alike, without an event (the
+//! answers depend only on the machine).
+//!
+//! Hidden, because they make an execution depend on more than its inputs:
+//! - XSAVE and OSXSAVE. glibc's lazy-binding trampoline saves registers
+//!   with XSAVE(C) into user memory, and XSAVE skips the components the
+//!   CPU considers in their initial state, which depends on context
+//!   switches. Without them, glibc uses FXSAVE, which writes everything.
+//!   (AVX code still runs; glibc's ifuncs then pick their SSE variants.)
+//! - RTM and HLE: hardware transactions abort at the whim of interrupts.
+//! - The APIC ids (leaf 1, leaves 0xB and 0x1F): they name the CPU the
+//!   task ran on, which replay need not share.
+
+use rrpipe_plugin_api::Regs;
+
+use crate::error::{Error, Result};
+use crate::ptrace::Task;
+
+const ARCH_SET_CPUID: u64 = 0x1012;
+
+/// Makes `cpuid` fault in the task (until its next exec), through a remote
+/// syscall at `insn`. Machines without CPUID faulting run unchanged.
+pub fn trap(task: &Task, insn: u64) -> Result<bool> {
+    let r =
+        crate::remote::syscall_from_user(task, insn, libc::SYS_arch_prctl, &[ARCH_SET_CPUID, 0])?;
+    match r {
+        0 => Ok(true),
+        r if r == -(libc::ENODEV as i64) || r == -(libc::EINVAL as i64) => Ok(false),
+        r => Err(Error::Internal(format!(
+            "arch_prctl(ARCH_SET_CPUID, 0) in task {} returned {r}",
+            task.tid
+        ))),
+    }
+}
+
+/// Whether the task is stopped at a `cpuid` instruction.
+pub fn at(task: &Task, regs: &Regs) -> bool {
+    matches!(task.read_mem(regs.rip, 2).as_deref(), Ok([0x0f, 0xa2]))
+}
+
+/// The registers after the `cpuid` at `regs.rip`, executed here.
+pub fn emulate(regs: &Regs) -> Regs {
+    let (leaf, subleaf) = (regs.rax as u32, regs.rcx as u32);
+    let c = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    let (mut eax, mut ebx, mut ecx, mut edx) = (c.eax, c.ebx, c.ecx, c.edx);
+    match leaf {
+        1 => {
+            ecx &= !(1 << 26 | 1 << 27); // XSAVE, OSXSAVE
+            ebx &= 0x00ff_ffff; // initial APIC id
+        }
+        7 if subleaf == 0 => ebx &= !(1 << 4 | 1 << 11), // HLE, RTM
+        0xb | 0x1f => edx = 0,                           // x2APIC id
+        0xd => (eax, ebx, ecx, edx) = (0, 0, 0, 0),      // XSAVE areas
+        _ => {}
+    }
+    let mut r = *regs;
+    r.rax = eax as u64;
+    r.rbx = ebx as u64;
+    r.rcx = ecx as u64;
+    r.rdx = edx as u64;
+    r.rip += 2;
+    r
+}
