@@ -28,7 +28,15 @@ fn examples_lib_dir() -> &'static Path {
         let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("examples-target");
         let start = Instant::now();
         let out = Command::new(env!("CARGO"))
-            .args(["build", "--offline", "--quiet", "--manifest-path"])
+            // --locked: a stale lock file fails here instead of being
+            // rewritten in the source tree.
+            .args([
+                "build",
+                "--offline",
+                "--locked",
+                "--quiet",
+                "--manifest-path",
+            ])
             .arg(&manifest)
             .env("CARGO_TARGET_DIR", &target)
             .output()
