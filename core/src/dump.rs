@@ -535,6 +535,7 @@ mod tests {
             fatal: false,
             siginfo: Vec::new().into(),
             anchor: None.into(),
+            handler_frame: Vec::new().into(),
         };
         assert_eq!(signal_details(&sent), "SIGTERM code=SI_USER pid=777");
         assert_eq!(signal_code(libc::SIGCHLD, 1), "CLD_EXITED");
