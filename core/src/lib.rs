@@ -8,6 +8,7 @@
 //! host, `cli`/`config` the front door.
 
 pub mod anchor;
+pub mod backlog;
 pub mod cli;
 pub mod config;
 pub mod cpuid;
@@ -15,6 +16,7 @@ pub mod dump;
 pub mod error;
 pub mod exec;
 pub mod pipeline;
+pub mod plugin_search;
 pub mod ptrace;
 pub mod rdtsc;
 pub mod record;

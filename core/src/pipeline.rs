@@ -9,8 +9,10 @@
 //!    request is copied once per event ([`SnapshotSource`]) and shared
 //!    between the plugins that asked for it.
 //! 2. its *handler* runs on the plugin's own worker thread, fed by a bounded
-//!    channel ([`CHANNEL_CAPACITY`] events): a slow plugin slows the tracee
-//!    down (back-pressure) instead of growing memory without bound.
+//!    channel ([`CHANNEL_CAPACITY`] events, and at most
+//!    [`backlog::LIMIT`](crate::backlog::LIMIT) bytes of snapshots): a slow
+//!    plugin slows the tracee down (back-pressure) instead of growing
+//!    memory without bound.
 //!
 //! A plugin that fails (an error, or a panic, which the plugin-side adapter
 //! turns into an error) is named on stderr once and receives nothing more;
@@ -21,27 +23,25 @@
 //! Libraries are loaded and checked by `rrpipe_plugin_api::library`, which
 //! the memory dumper shares to load dump policies.
 
-use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
-use abi_stable::std_types::{RBox, ROption, RResult};
+use abi_stable::std_types::{RBox, RResult};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use rrpipe_plugin_api::library::{self, one_line};
 use rrpipe_plugin_api::plugin::{CreatePlugin, FfiHandler_TO, FfiPlugin, FfiSelector_TO};
 use rrpipe_plugin_api::trace::ManifestEntry;
 use rrpipe_plugin_api::{Event, EventHeader, MemoryRequest, Mode, PluginContext, Snapshot};
 
+use crate::backlog::Backlog;
+use crate::plugin_search::{find_library, search_dirs};
 use crate::{Error, Result};
 
 pub use crate::config::PluginSpec;
 
 /// Events queued to one plugin before the tracer waits for it.
 pub const CHANNEL_CAPACITY: usize = 1024;
-
-/// Colon-separated directories searched for plugins before rrpipe's own.
-pub const PLUGIN_PATH_ENV: &str = "RRPIPE_PLUGIN_PATH";
 
 /// Builds the memory a plugin asked for; implemented by the tracer for the
 /// stopped tracee.
@@ -56,7 +56,9 @@ pub trait SnapshotSource {
 
 /// What travels down a plugin's channel.
 enum Msg {
-    Event(Arc<Event>, Option<Arc<Snapshot>>),
+    /// An event, its snapshot, and the snapshot's size reserved in the
+    /// plugin's backlog.
+    Event(Arc<Event>, Option<Arc<Snapshot>>, usize),
     /// No more events: call `finish` and return its result.
     Finish,
 }
@@ -78,6 +80,7 @@ struct Slot {
     failure: Arc<OnceLock<String>>,
     /// The failure was handled (printed, or turned into the fatal error).
     reported: bool,
+    backlog: Arc<Backlog>,
 }
 
 impl Slot {
@@ -154,6 +157,8 @@ impl Pipeline {
             let (tx, rx) = bounded(CHANNEL_CAPACITY);
             let failure = Arc::new(OnceLock::new());
             let worker_failure = failure.clone();
+            let backlog = Arc::new(Backlog::default());
+            let worker_backlog = backlog.clone();
             let cpus = cpus.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("rrpipe:{name}"))
@@ -161,7 +166,9 @@ impl Pipeline {
                     if let Some(cpus) = cpus {
                         pin_current_thread(&cpus);
                     }
-                    run_worker(handler, rx, &worker_failure)
+                    let outcome = run_worker(handler, rx, &worker_failure, &worker_backlog);
+                    worker_backlog.close();
+                    outcome
                 })
                 .map_err(|e| Error::internal(format!("cannot start plugin {name}"), e))?;
             slots.push(Slot {
@@ -172,6 +179,7 @@ impl Pipeline {
                 worker: Some(worker),
                 failure,
                 reported: false,
+                backlog,
             });
         }
         Ok(Pipeline {
@@ -263,7 +271,9 @@ impl Pipeline {
             let Some(tx) = &self.slots[i].tx else {
                 continue;
             };
-            if tx.send(Msg::Event(event.clone(), snap)).is_err() {
+            let bytes = snap.as_deref().map_or(0, snapshot_bytes);
+            self.slots[i].backlog.reserve(bytes);
+            if tx.send(Msg::Event(event.clone(), snap, bytes)).is_err() {
                 // The worker stopped: it recorded why before dropping its end.
                 let detail = self.slots[i]
                     .failure
@@ -385,12 +395,15 @@ fn run_worker(
     mut handler: FfiHandler_TO<'static, RBox<()>>,
     rx: Receiver<Msg>,
     failure: &OnceLock<String>,
+    backlog: &Backlog,
 ) -> WorkerOutcome {
     while let Ok(msg) = rx.recv() {
         match msg {
-            Msg::Event(event, snapshot) => {
-                let snapshot: ROption<&Snapshot> = snapshot.as_deref().into();
-                if let RResult::RErr(e) = handler.on_event(&event, snapshot) {
+            Msg::Event(event, snapshot, bytes) => {
+                let handled = handler.on_event(&event, snapshot.as_deref().into());
+                drop(snapshot);
+                backlog.release(bytes);
+                if let RResult::RErr(e) = handled {
                     let _ = failure.set(format!("at event {}: {}", event.header.time, e));
                     return None;
                 }
@@ -406,6 +419,11 @@ fn run_worker(
     None
 }
 
+/// The memory a snapshot holds.
+fn snapshot_bytes(s: &Snapshot) -> usize {
+    s.regions.iter().map(|r| r.data.len()).sum()
+}
+
 fn pin_current_thread(cpus: &[usize]) {
     use nix::sched::{sched_setaffinity, CpuSet};
     let mut set = CpuSet::new();
@@ -418,71 +436,6 @@ fn pin_current_thread(cpus: &[usize]) {
         // speed, never correctness.
         let _ = sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
     }
-}
-
-/// The file names a plugin called `name` may have, in the order tried:
-/// `librrpipe_<name with - as _>.so`, `lib<name>.so`, `<name>.so`.
-pub fn library_file_names(name: &str) -> [String; 3] {
-    [
-        format!("librrpipe_{}.so", name.replace('-', "_")),
-        format!("lib{name}.so"),
-        format!("{name}.so"),
-    ]
-}
-
-/// The directories searched for plugins, in order: each directory of
-/// `RRPIPE_PLUGIN_PATH`, the directory of the running executable, and
-/// `<that directory>/../lib/rrpipe`.
-pub fn search_dirs() -> Vec<PathBuf> {
-    let env = std::env::var_os(PLUGIN_PATH_ENV);
-    let exe = std::env::current_exe().ok();
-    search_dirs_from(env.as_deref(), exe.as_deref())
-}
-
-fn search_dirs_from(env: Option<&OsStr>, exe: Option<&Path>) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    let mut add = |d: PathBuf| {
-        if !dirs.contains(&d) {
-            dirs.push(d);
-        }
-    };
-    if let Some(env) = env {
-        for d in std::env::split_paths(env) {
-            if !d.as_os_str().is_empty() {
-                add(d);
-            }
-        }
-    }
-    if let Some(exe_dir) = exe.and_then(Path::parent) {
-        add(exe_dir.to_path_buf());
-        if let Some(prefix) = exe_dir.parent() {
-            add(prefix.join("lib").join("rrpipe"));
-        }
-    }
-    dirs
-}
-
-/// Finds the library of plugin `name` in `dirs` (each directory tried with
-/// every [`library_file_names`] before the next directory).
-pub fn find_library(name: &str, dirs: &[PathBuf]) -> Result<PathBuf> {
-    let names = library_file_names(name);
-    for dir in dirs {
-        for file in &names {
-            let candidate = dir.join(file);
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
-    }
-    let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-    Err(Error::Plugin {
-        name: name.to_string(),
-        detail: format!(
-            "no library {} in {PLUGIN_PATH_ENV} or next to rrpipe ({})",
-            names[0],
-            searched.join(", ")
-        ),
-    })
 }
 
 /// Loads a plugin library and checks that it speaks this interface and
@@ -505,6 +458,7 @@ fn load_module(name: &str, path: &Path) -> Result<CreatePlugin> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use abi_stable::std_types::ROption;
     use rrpipe_plugin_api::{
         EventData, EventKind, ExitInfo, Handler, Plugin, PluginError, Range, Region, Regs, Request,
     };
@@ -513,76 +467,6 @@ mod tests {
 
     fn tempdir() -> tempfile::TempDir {
         tempfile::tempdir().unwrap()
-    }
-
-    #[test]
-    fn file_names_follow_the_convention() {
-        assert_eq!(
-            library_file_names("output-redirect"),
-            [
-                "librrpipe_output_redirect.so".to_string(),
-                "liboutput-redirect.so".to_string(),
-                "output-redirect.so".to_string(),
-            ]
-        );
-    }
-
-    #[test]
-    fn search_dirs_env_first_then_next_to_the_executable() {
-        let dirs = search_dirs_from(
-            Some(OsStr::new("/a::/b:/a")),
-            Some(Path::new("/opt/x/bin/rrpipe")),
-        );
-        assert_eq!(
-            dirs,
-            [
-                PathBuf::from("/a"),
-                PathBuf::from("/b"),
-                PathBuf::from("/opt/x/bin"),
-                PathBuf::from("/opt/x/lib/rrpipe"),
-            ]
-        );
-        assert_eq!(
-            search_dirs_from(None, Some(Path::new("/usr/bin/rrpipe"))),
-            [PathBuf::from("/usr/bin"), PathBuf::from("/usr/lib/rrpipe")]
-        );
-        assert!(search_dirs_from(None, None).is_empty());
-    }
-
-    #[test]
-    fn find_library_prefers_earlier_dirs_then_the_rrpipe_name() {
-        let a = tempdir();
-        let b = tempdir();
-        std::fs::write(b.path().join("librrpipe_my_plugin.so"), b"").unwrap();
-        std::fs::write(b.path().join("libmy-plugin.so"), b"").unwrap();
-        std::fs::write(a.path().join("my-plugin.so"), b"").unwrap();
-        // A directory by the right name is not a library.
-        std::fs::create_dir(a.path().join("libmy-plugin.so")).unwrap();
-        let dirs = [a.path().to_path_buf(), b.path().to_path_buf()];
-        assert_eq!(
-            find_library("my-plugin", &dirs).unwrap(),
-            a.path().join("my-plugin.so")
-        );
-        assert_eq!(
-            find_library("my-plugin", &dirs[1..]).unwrap(),
-            b.path().join("librrpipe_my_plugin.so")
-        );
-    }
-
-    #[test]
-    fn a_missing_plugin_names_the_file_and_the_directories() {
-        let a = tempdir();
-        let dirs = [a.path().to_path_buf(), PathBuf::from("/nonexistent/lib")];
-        let err = find_library("no-such-thing", &dirs).unwrap_err();
-        assert_eq!(err.exit_code(), crate::error::exit_code::PLUGIN);
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "plugin no-such-thing: no library librrpipe_no_such_thing.so in \
-                 RRPIPE_PLUGIN_PATH or next to rrpipe ({}, /nonexistent/lib)",
-                a.path().display()
-            )
-        );
     }
 
     fn start_one(path: &Path) -> Error {
