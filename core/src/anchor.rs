@@ -22,6 +22,7 @@ use iced_x86::{
 };
 use rrpipe_plugin_api::{AnchorInfo, MemBlock, RegionDigest, Regs};
 
+use crate::deadmem::DeadMemory;
 use crate::error::{Error, Result};
 use crate::exec::PAGE_SYSCALL;
 use crate::ptrace::{Resume, Stop, Task};
@@ -165,10 +166,13 @@ fn operands(instr: &Instruction, regs: &Regs) -> Vec<(u64, usize)> {
 }
 
 /// xxh3 of every writable mapping but `skip` (replay's trampoline pages),
-/// in address order, leaving out the stack below the red zone of each
-/// stack pointer in `rsps`: dead memory, where signal frames (their XSAVE
-/// headers) may differ between record and replay.
-pub fn digest(task: &Task, skip: Option<u64>, rsps: &[u64]) -> Result<(u64, Vec<RegionDigest>)> {
+/// in address order, leaving out `dead` memory, which may differ between
+/// record and replay.
+pub fn digest(
+    task: &Task,
+    skip: Option<u64>,
+    dead: &DeadMemory,
+) -> Result<(u64, Vec<RegionDigest>)> {
     let maps = task
         .mappings()
         .map_err(|e| Error::internal("read tracee maps", e))?;
@@ -177,19 +181,15 @@ pub fn digest(task: &Task, skip: Option<u64>, rsps: &[u64]) -> Result<(u64, Vec<
     };
     let mut regions = Vec::new();
     for m in maps.iter().filter(writable) {
-        let start = rsps
-            .iter()
-            .filter(|&&sp| (m.start..m.end).contains(&sp))
-            .map(|&sp| sp.saturating_sub(128).max(m.start))
-            .min()
-            .unwrap_or(m.start);
-        let data = task
-            .read_mem(start, (m.end - start) as usize)
-            .map_err(|e| Error::internal(format!("read memory at {start:#x}"), e))?;
-        regions.push(RegionDigest {
-            start,
-            digest: xxhash_rust::xxh3::xxh3_64(&data),
-        });
+        for (start, end) in dead.live_parts(m.start, m.end) {
+            let data = task
+                .read_mem(start, (end - start) as usize)
+                .map_err(|e| Error::internal(format!("read memory at {start:#x}"), e))?;
+            regions.push(RegionDigest {
+                start,
+                digest: xxhash_rust::xxh3::xxh3_64(&data),
+            });
+        }
     }
     let mut all = xxhash_rust::xxh3::Xxh3::new();
     for r in &regions {
@@ -205,7 +205,7 @@ pub fn capture(
     regs: &Regs,
     anchor: &Anchor,
     precheck: i32,
-    rsps: &[u64],
+    dead: &DeadMemory,
 ) -> Result<AnchorInfo> {
     let mut blocks = Vec::new();
     for (addr, size) in operands(anchor.first(), regs) {
@@ -217,7 +217,7 @@ pub fn capture(
             data: data.into(),
         });
     }
-    let (digest, regions) = digest(task, None, rsps)?;
+    let (digest, regions) = digest(task, None, dead)?;
     Ok(AnchorInfo {
         operands: blocks.into(),
         digest,
@@ -257,7 +257,13 @@ pub fn operand_values(task: &Task, regs: &Regs, anchor: &Anchor) -> Vec<Vec<u8>>
 }
 
 /// Does the stopped task's state equal the recorded anchor state?
-fn matches(task: &Task, regs: &Regs, info: &AnchorInfo, page: u64, rsps: &[u64]) -> Result<bool> {
+fn matches(
+    task: &Task,
+    regs: &Regs,
+    info: &AnchorInfo,
+    page: u64,
+    dead: &DeadMemory,
+) -> Result<bool> {
     let now = task.regs()?;
     let mut a = now;
     a.rip = regs.rip;
@@ -269,7 +275,7 @@ fn matches(task: &Task, regs: &Regs, info: &AnchorInfo, page: u64, rsps: &[u64])
             return Ok(false);
         }
     }
-    Ok(digest(task, Some(page), rsps)?.0 == info.digest)
+    Ok(digest(task, Some(page), dead)?.0 == info.digest)
 }
 
 /// Machine code of the trampoline, built by hand. Data lives at the end
@@ -508,7 +514,7 @@ pub fn run_to(
     regs: &Regs,
     info: &AnchorInfo,
     pending_signal: i32,
-    rsps: &[u64],
+    dead: &DeadMemory,
 ) -> Result<std::result::Result<(), String>> {
     if pending_signal != 0 {
         // Deliver the pending signal first, stopping at its handler.
@@ -591,11 +597,11 @@ pub fn run_to(
                         now.rip
                     ));
                 }
-                if matches(task, regs, info, page, rsps)? {
+                if matches(task, regs, info, page, dead)? {
                     break Ok(());
                 }
                 if std::env::var_os("RRPIPE_DEBUG").is_some() {
-                    let (_, now_regions) = digest(task, Some(page), rsps)?;
+                    let (_, now_regions) = digest(task, Some(page), dead)?;
                     let differ: Vec<String> = info
                         .regions
                         .iter()

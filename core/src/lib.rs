@@ -12,6 +12,7 @@ pub mod backlog;
 pub mod cli;
 pub mod config;
 pub mod cpuid;
+pub mod deadmem;
 pub mod dump;
 pub mod error;
 pub mod exec;

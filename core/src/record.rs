@@ -967,8 +967,8 @@ impl Recorder {
                 let task = &self.tasks[&tid].task;
                 let changed = anchor::operand_values(task, &again, &found) != first_ops;
                 let precheck = anchor::precheck_between(&regs, &again, changed);
-                let rsps = self.session.stack_pointers(Some((tid, again.rsp)));
-                let anchor = anchor::capture(task, &again, &found, precheck, &rsps)?;
+                let dead = self.session.dead_memory(Some((tid, again.rsp)));
+                let anchor = anchor::capture(task, &again, &found, precheck, &dead)?;
                 return Ok(Some((again, anchor)));
             }
             if steps >= MAX_STEPS {

@@ -368,8 +368,8 @@ impl Replayer {
     /// it had pending is delivered first).
     fn run_to_anchor(&mut self, event: &Event, regs: &Regs, anchor: &AnchorInfo) -> Result<()> {
         let pending = std::mem::take(&mut self.t_mut().signal);
-        let sps = self.session.stack_pointers(Some((self.cur, regs.rsp)));
-        match anchor::run_to(self.task(), regs, anchor, pending, &sps)? {
+        let dead = self.session.dead_memory(Some((self.cur, regs.rsp)));
+        match anchor::run_to(self.task(), regs, anchor, pending, &dead)? {
             Ok(()) => Ok(()),
             Err(detail) => Err(self.diverged(event, detail)),
         }

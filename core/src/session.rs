@@ -3,6 +3,7 @@
 
 use rrpipe_plugin_api::{Event, EventData, EventHeader, EventKind, Time};
 
+use crate::deadmem::DeadMemory;
 use crate::error::Result;
 use crate::pipeline::Pipeline;
 use crate::ptrace::Task;
@@ -20,6 +21,10 @@ pub struct Session {
     /// dead stack (which, below a red zone, may hold signal frames whose
     /// XSAVE headers differ between the two).
     last_rsp: std::collections::BTreeMap<i32, u64>,
+    /// Each task's alternate signal stack `[start, end)`, followed through
+    /// its sigaltstack calls, forks (inherited), new threads and execs
+    /// (none): the same events in both sessions.
+    altstacks: std::collections::BTreeMap<i32, (u64, u64)>,
 }
 
 impl Session {
@@ -29,6 +34,7 @@ impl Session {
             time: 0,
             last_tid: 0,
             last_rsp: Default::default(),
+            altstacks: Default::default(),
         }
     }
 
@@ -42,33 +48,78 @@ impl Session {
             // Where the task stands after the event (a sigreturn moved it).
             self.last_rsp.insert(tid, regs.rsp);
         }
-        let stack_pointers = self.stack_pointers(None);
-        let sent = self.pipeline.dispatch(
-            event,
-            &TaskMemory {
-                task,
-                stack_pointers,
-            },
-        );
+        self.follow_altstacks(&event, task);
+        let dead = self.dead_memory(None);
+        let sent = self.pipeline.dispatch(event, &TaskMemory { task, dead });
         // An exited task's stack is no longer its own; but at its exit
         // event, snapshots of its memory still leave its dead stack out.
         if exit {
             self.last_rsp.remove(&tid);
+            self.altstacks.remove(&tid);
         }
         sent
     }
 
-    /// The stack pointers of every task, `now` = (tid, rsp) replacing what
-    /// its last event said.
-    pub fn stack_pointers(&self, now: Option<(i32, u64)>) -> Vec<u64> {
-        let mut sps: Vec<u64> = self
-            .last_rsp
-            .iter()
-            .filter(|(&t, _)| Some(t) != now.map(|n| n.0))
-            .map(|(_, &sp)| sp)
-            .collect();
-        sps.extend(now.map(|n| n.1));
-        sps
+    /// Updates the alternate stacks after `event`.
+    fn follow_altstacks(&mut self, event: &Event, task: &Task) {
+        let h = &event.header;
+        match &event.data {
+            EventData::Exec(info) => {
+                self.altstacks.remove(&h.tid);
+                self.altstacks.remove(&info.caller_tid);
+            }
+            EventData::Syscall(_) if h.result >= 0 => match h.syscall {
+                libc::SYS_sigaltstack if h.args[0] != 0 => {
+                    // stack_t: ss_sp, ss_flags (int, padded), ss_size.
+                    let Ok(b) = task.read_mem(h.args[0], 24) else {
+                        return;
+                    };
+                    let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+                    let (sp, flags, size) = (word(0), word(8) as i32, word(16));
+                    if flags & libc::SS_DISABLE != 0 {
+                        self.altstacks.remove(&h.tid);
+                    } else {
+                        self.altstacks.insert(h.tid, (sp, sp.saturating_add(size)));
+                    }
+                }
+                libc::SYS_clone | libc::SYS_fork | libc::SYS_vfork if h.result > 0 => {
+                    let child = h.result as i32;
+                    let flags = h.args[0];
+                    let thread = h.syscall == libc::SYS_clone
+                        && flags & libc::CLONE_VM as u64 != 0
+                        && flags & libc::CLONE_VFORK as u64 == 0;
+                    match self.altstacks.get(&h.tid).copied() {
+                        Some(range) if !thread => {
+                            self.altstacks.insert(child, range);
+                        }
+                        _ => {
+                            self.altstacks.remove(&child);
+                        }
+                    }
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    /// The dead memory of every task (see `deadmem`), `now` = (tid, rsp)
+    /// replacing what its last event said.
+    pub fn dead_memory(&self, now: Option<(i32, u64)>) -> DeadMemory {
+        let sp = |t: i32| match now {
+            Some((tid, rsp)) if tid == t => rsp,
+            _ => self.last_rsp[&t],
+        };
+        let mut tids: Vec<i32> = self.last_rsp.keys().copied().collect();
+        if let Some((tid, _)) = now {
+            if !tids.contains(&tid) {
+                tids.push(tid);
+            }
+        }
+        DeadMemory::of(
+            tids.into_iter()
+                .map(|t| (sp(t), self.altstacks.get(&t).copied())),
+        )
     }
 
     /// The next event of the recording, numbered by the global clock.

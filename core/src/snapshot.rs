@@ -5,6 +5,7 @@ use std::io;
 
 use rrpipe_plugin_api::{EventHeader, MemoryRequest, ProcessState, Region, Snapshot};
 
+use crate::deadmem::DeadMemory;
 use crate::pipeline::SnapshotSource;
 use crate::ptrace::Task;
 use crate::syscalls;
@@ -12,8 +13,8 @@ use crate::syscalls;
 /// A stopped task as a source of snapshots.
 pub struct TaskMemory<'a> {
     pub task: &'a Task,
-    /// Stack pointers of the tasks (see `Session::stack_pointers`).
-    pub stack_pointers: Vec<u64>,
+    /// What to leave out (see `deadmem`).
+    pub dead: DeadMemory,
 }
 
 impl SnapshotSource for TaskMemory<'_> {
@@ -49,10 +50,7 @@ impl SnapshotSource for TaskMemory<'_> {
                 }
             }
             MemoryRequest::AllReadable | MemoryRequest::Core => {
-                // Each thread's stack below its red zone is dead memory,
-                // which replay's anchor trampolines and signal frames may
-                // leave different: left out.
-                let rsps = &self.stack_pointers;
+                // Dead stack, which replay may leave different: left out.
                 let maps = self.task.mappings()?;
                 for m in &maps {
                     let readable = m.prot & libc::PROT_READ as u32 != 0;
@@ -63,13 +61,9 @@ impl SnapshotSource for TaskMemory<'_> {
                     // The rrpipe page is the tracer's scratch, not the program's.
                     let ours = m.start == crate::exec::RRPIPE_PAGE;
                     if readable && !special && !ours {
-                        let start = rsps
-                            .iter()
-                            .filter(|&&sp| (m.start..m.end).contains(&sp))
-                            .map(|&sp| sp.saturating_sub(128).max(m.start))
-                            .min()
-                            .unwrap_or(m.start);
-                        add_readable(self.task, start, m.end, m, &mut regions);
+                        for (start, end) in self.dead.live_parts(m.start, m.end) {
+                            add_readable(self.task, start, end, m, &mut regions);
+                        }
                     }
                 }
                 if *request == MemoryRequest::Core {

@@ -961,3 +961,16 @@ pub fn assert_unsupported_syscall_stops(bin: &Path, stdout: &str, why: &str) {
         rep.describe("replay")
     );
 }
+
+/// Whether this machine can make `cpuid` fault (ARCH_SET_CPUID), which
+/// rrpipe uses to hide XSAVE from programs (see `core/src/cpuid.rs`).
+/// Asking to keep cpuid enabled is refused with ENODEV where it cannot.
+/// `RRPIPE_NO_CPUID_TRAP` in the environment makes rrpipe, and so this,
+/// act as if it could not.
+pub fn cpuid_faulting() -> bool {
+    if std::env::var_os("RRPIPE_NO_CPUID_TRAP").is_some() {
+        return false;
+    }
+    const ARCH_SET_CPUID: libc::c_long = 0x1012;
+    unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_SET_CPUID, 1 as libc::c_long) == 0 }
+}
