@@ -324,6 +324,22 @@ impl Task {
         Ok(())
     }
 
+    /// At a `PTRACE_EVENT_EXIT` stop: how the task is ending.
+    pub fn exit_info(&self) -> Result<rrpipe_plugin_api::ExitInfo> {
+        let status = self.event_msg()? as i32;
+        Ok(if libc::WIFSIGNALED(status) {
+            rrpipe_plugin_api::ExitInfo {
+                code: 0,
+                signal: libc::WTERMSIG(status),
+            }
+        } else {
+            rrpipe_plugin_api::ExitInfo {
+                code: libc::WEXITSTATUS(status),
+                signal: 0,
+            }
+        })
+    }
+
     pub fn event_msg(&self) -> Result<i64> {
         nix::sys::ptrace::getevent(self.tid).map_err(|e| self.fail("PTRACE_GETEVENTMSG", e))
     }

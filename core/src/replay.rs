@@ -316,12 +316,8 @@ impl Replayer {
                     self.resume_to(&event, Resume::Syscall, |s| {
                         matches!(s, Stop::Event(libc::PTRACE_EVENT_EXIT))
                     })?;
-                    let status = self.task().event_msg()? as i32;
-                    let seen = if libc::WIFSIGNALED(status) {
-                        (0, libc::WTERMSIG(status))
-                    } else {
-                        (libc::WEXITSTATUS(status), 0)
-                    };
+                    let now = self.task().exit_info()?;
+                    let seen = (now.code, now.signal);
                     if seen != (code, signal) {
                         return Err(self.diverged(
                             &event,
