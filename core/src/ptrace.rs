@@ -60,6 +60,11 @@ pub struct Task {
     /// How it was last resumed, to resume it the same way after a stop
     /// that is not the program's (a trapped `cpuid`).
     last_resume: std::cell::Cell<Resume>,
+    /// Its registers at the current stop, once read: a syscall stop reads
+    /// them several times (the recorder, the session, snapshots), and each
+    /// PTRACE_GETREGS is a syscall. Forgotten whenever the task may have
+    /// changed: resumed, waited for, or replaced by an exec.
+    regs: std::cell::Cell<Option<Regs>>,
 }
 
 fn proc_mem(tid: Pid) -> io::Result<File> {
@@ -76,11 +81,13 @@ impl Task {
             tid,
             mem,
             last_resume: std::cell::Cell::new(Resume::Cont),
+            regs: std::cell::Cell::new(None),
         })
     }
 
     /// Re-opens the memory file after an exec replaced the address space.
     pub fn reopen_mem(&mut self) -> Result<()> {
+        self.regs.set(None);
         self.mem = proc_mem(self.tid)
             .map_err(|e| Error::internal(format!("open /proc/{}/mem", self.tid), e))?;
         Ok(())
@@ -91,9 +98,14 @@ impl Task {
     }
 
     pub fn regs(&self) -> Result<Regs> {
+        if let Some(regs) = self.regs.get() {
+            return Ok(regs);
+        }
         let r = nix::sys::ptrace::getregs(self.tid).map_err(|e| self.fail("PTRACE_GETREGS", e))?;
         // Same field order and types (see Regs).
-        Ok(unsafe { std::mem::transmute::<libc::user_regs_struct, Regs>(r) })
+        let regs = unsafe { std::mem::transmute::<libc::user_regs_struct, Regs>(r) };
+        self.regs.set(Some(regs));
+        Ok(regs)
     }
 
     /// The x87/SSE registers (the 512-byte `user_fpregs_struct`), for core
@@ -129,7 +141,10 @@ impl Task {
 
     pub fn set_regs(&self, regs: &Regs) -> Result<()> {
         let r = unsafe { std::mem::transmute::<Regs, libc::user_regs_struct>(*regs) };
-        nix::sys::ptrace::setregs(self.tid, r).map_err(|e| self.fail("PTRACE_SETREGS", e))
+        self.regs.set(None);
+        nix::sys::ptrace::setregs(self.tid, r).map_err(|e| self.fail("PTRACE_SETREGS", e))?;
+        self.regs.set(Some(*regs));
+        Ok(())
     }
 
     pub fn read_mem(&self, addr: u64, len: usize) -> io::Result<Vec<u8>> {
@@ -258,6 +273,7 @@ impl Task {
 
     pub fn resume(&self, how: Resume, signal: i32) -> Result<()> {
         self.last_resume.set(how);
+        self.regs.set(None);
         let sig = if signal == 0 {
             None
         } else {
@@ -277,6 +293,7 @@ impl Task {
     pub fn wait(&self) -> Result<Stop> {
         loop {
             let stop = wait_for(self.tid).map(|(_, stop)| stop)?;
+            self.regs.set(None);
             if stop != Stop::Signal(libc::SIGSEGV) || !self.emulate_cpuid()? {
                 return Ok(stop);
             }
