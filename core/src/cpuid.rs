@@ -1,6 +1,7 @@
 //! `cpuid` trapping. After every exec the tracee runs with CPUID faulting
-//! (`arch_prctl(ARCH_SET_CPUID, 0)`), so each `cpuid` faults; the tracer
-//! executes it on the same CPU and hands back the result with a few
+//! (`arch_prctl(ARCH_SET_CPUID, 0)`) until its dynamic loader is done (see
+//! [`untrap`]), so each `cpuid` of the program's start-up faults; the
+//! tracer executes it on the same CPU and hands back the result with a few
 //! features hidden, in record and in replay alike, without an event (the
 //! answers depend only on the machine).
 //!
@@ -41,6 +42,23 @@ pub fn trap(task: &Task, insn: u64) -> Result<bool> {
             task.tid
         ))),
     }
+}
+
+/// Lets `cpuid` run natively again in the task (and in the tasks it
+/// creates from now on). Called at the program's first syscall from
+/// outside the dynamic loader: glibc has read the CPU's features by then
+/// (the loader does, before handing over to libc; a static program,
+/// before setting up its TLS) and decided how to save registers. After
+/// that, a faulting cpuid would only cost time, and in a VM each switch to
+/// a task with CPUID faulting on writes a model-specific register, which
+/// tripled the cost of a ptrace stop.
+pub fn untrap(task: &Task, insn: u64) -> Result<()> {
+    if std::env::var_os(NO_TRAP_ENV).is_some() {
+        return Ok(());
+    }
+    // ENODEV: this machine never trapped it.
+    crate::remote::syscall_from_user(task, insn, libc::SYS_arch_prctl, &[ARCH_SET_CPUID, 1])?;
+    Ok(())
 }
 
 /// Whether the task is stopped at a `cpuid` instruction.

@@ -25,6 +25,10 @@ pub struct Session {
     /// its sigaltstack calls, forks (inherited), new threads and execs
     /// (none): the same events in both sessions.
     altstacks: std::collections::BTreeMap<i32, (u64, u64)>,
+    /// Tasks still in the dynamic loader since their exec, with its address
+    /// ranges: cpuid traps in them until their first syscall from outside
+    /// it (see `cpuid::untrap`).
+    cpuid_trapped: std::collections::BTreeMap<i32, Vec<(u64, u64)>>,
 }
 
 impl Session {
@@ -35,6 +39,7 @@ impl Session {
             last_tid: 0,
             last_rsp: Default::default(),
             altstacks: Default::default(),
+            cpuid_trapped: Default::default(),
         }
     }
 
@@ -49,6 +54,7 @@ impl Session {
             self.last_rsp.insert(tid, regs.rsp);
         }
         self.follow_altstacks(&event, task);
+        let header = event.header;
         let dead = self.dead_memory(None);
         let sent = self.pipeline.dispatch(event, &TaskMemory { task, dead });
         // An exited task's stack is no longer its own; but at its exit
@@ -56,8 +62,34 @@ impl Session {
         if exit {
             self.last_rsp.remove(&tid);
             self.altstacks.remove(&tid);
+            self.cpuid_trapped.remove(&tid);
         }
-        sent
+        sent?;
+        self.end_cpuid_trapping(&header, task)
+    }
+
+    /// At the first completed syscall of a program made from outside the
+    /// dynamic loader (which reads the CPU's features before it hands over
+    /// to libc), lets cpuid run natively again: at the same event in record
+    /// and replay.
+    fn end_cpuid_trapping(&mut self, header: &EventHeader, task: &Task) -> Result<()> {
+        match header.kind {
+            EventKind::Exec => {
+                self.cpuid_trapped.insert(header.tid, loader_ranges(task));
+            }
+            EventKind::Syscall if !ends_or_replaces_the_program(header.syscall) => {
+                let Some(loader) = self.cpuid_trapped.get(&header.tid) else {
+                    return Ok(());
+                };
+                let rip = task.regs()?.rip;
+                if !loader.iter().any(|&(a, b)| (a..b).contains(&rip)) {
+                    self.cpuid_trapped.remove(&header.tid);
+                    crate::cpuid::untrap(task, crate::exec::PAGE_SYSCALL)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Updates the alternate stacks after `event`.
@@ -126,6 +158,39 @@ impl Session {
     pub fn next_event(&self, tid: i32, data: EventData, result: i64) -> Event {
         new_event(self.time + 1, tid, data, result)
     }
+}
+
+fn ends_or_replaces_the_program(nr: i64) -> bool {
+    matches!(
+        nr,
+        libc::SYS_exit | libc::SYS_exit_group | libc::SYS_execve | libc::SYS_execveat
+    )
+}
+
+/// The mappings of the program's dynamic loader (the file mapped at
+/// AT_BASE), empty for a static program.
+fn loader_ranges(task: &Task) -> Vec<(u64, u64)> {
+    const AT_BASE: u64 = 7;
+    let base = task
+        .auxv()
+        .unwrap_or_default()
+        .chunks_exact(16)
+        .map(|p| {
+            (
+                u64::from_le_bytes(p[..8].try_into().unwrap()),
+                u64::from_le_bytes(p[8..].try_into().unwrap()),
+            )
+        })
+        .find(|&(k, _)| k == AT_BASE)
+        .map_or(0, |(_, v)| v);
+    let maps = task.mappings().unwrap_or_default();
+    let Some(loader) = maps.iter().find(|m| m.start == base && base != 0) else {
+        return Vec::new();
+    };
+    maps.iter()
+        .filter(|m| m.inode == loader.inode && m.dev == loader.dev && m.name == loader.name)
+        .map(|m| (m.start, m.end))
+        .collect()
 }
 
 /// Builds an event, deriving its header from its data.
