@@ -9,7 +9,9 @@
 //! rrpipe --replay [DIR] [OPTIONS]                              the 2013 spelling
 //! ```
 //!
-//! OPTIONS are `--config FILE`, `--cpu N`, `-o DIR` (record), and the seed's
+//! OPTIONS are `--config FILE`, `--cpu N`, `-o DIR` (record), `-n` /
+//! `--no-syscall-buffer` (record: trace every syscall, no preload library;
+//! also spelled `--no_syscall_buffer`), and the seed's
 //! debug flags, each spelled with `-` or `_`: `--no-redirect-output`,
 //! `--redirect-output`, `--filter-lib=PATH`, `--dump-on=SYSCALL|-SIGNAL`,
 //! `--dump-at=TIME`, `--checksum=on-syscalls|on-all-events|FROM-TIME`.
@@ -224,7 +226,15 @@ struct CommonArgs {
     #[arg(long)]
     wait: bool,
 
-    /// Preload library for syscall buffering
+    /// Record: trace every syscall, without the syscall-buffering preload library
+    #[arg(
+        short = 'n',
+        long = "no-syscall-buffer",
+        visible_alias = "no_syscall_buffer"
+    )]
+    no_syscall_buffer: bool,
+
+    /// Preload library for syscall buffering [default: librrpipe_preload.so next to rrpipe]
     #[arg(
         long = "filter-lib",
         visible_alias = "filter_lib",
@@ -292,6 +302,7 @@ impl CommonArgs {
             },
             filter_lib: later.filter_lib.or(self.filter_lib),
             wait: later.wait || self.wait,
+            no_syscall_buffer: later.no_syscall_buffer || self.no_syscall_buffer,
             dump_on: [self.dump_on, later.dump_on].concat(),
             dump_at: [self.dump_at, later.dump_at].concat(),
             checksum: later.checksum.or(self.checksum),
@@ -313,6 +324,9 @@ impl CommonArgs {
         }
         if self.wait {
             opts.wait_all = true;
+        }
+        if self.no_syscall_buffer {
+            opts.syscall_buffer = false;
         }
     }
 
@@ -775,6 +789,72 @@ mod tests {
     }
 
     #[test]
+    fn no_syscall_buffer_flag() {
+        assert!(record(&["record", "./prog"]).tracer.syscall_buffer);
+        for flag in ["--no-syscall-buffer", "--no_syscall_buffer", "-n"] {
+            let r = record(&["record", flag, "./prog", "-n"]);
+            assert!(!r.tracer.syscall_buffer, "{flag}");
+            assert_eq!(r.program, strings(&["./prog", "-n"]), "{flag}");
+            assert_eq!(
+                r.tracer,
+                TracerOptions {
+                    syscall_buffer: false,
+                    ..TracerOptions::default()
+                },
+                "{flag}"
+            );
+            assert!(!record(&["--record", flag, "ls"]).tracer.syscall_buffer);
+            assert!(!record(&[flag, "record", "ls"]).tracer.syscall_buffer);
+            assert!(
+                !record(&["record", "-o", "t", flag, "ls"])
+                    .tracer
+                    .syscall_buffer
+            );
+        }
+        // Combined short flags.
+        let r = record(&["record", "-no", "t", "ls"]);
+        assert!(!r.tracer.syscall_buffer);
+        assert_eq!(r.output, Some(PathBuf::from("t")));
+        // A program's own -n is the program's.
+        assert!(record(&["record", "ls", "-n"]).tracer.syscall_buffer);
+        usage_err(&["dump", "-n"]);
+    }
+
+    #[test]
+    fn syscall_buffer_toml_key_and_flag() {
+        for (text, on) in [
+            ("mode = \"record\"\n[tracer]\nsyscall_buffer = true\n", true),
+            (
+                "mode = \"record\"\n[tracer]\nsyscall_buffer = false\n",
+                false,
+            ),
+            ("mode = \"record\"\n", true),
+        ] {
+            let t = Toml::new(text);
+            assert_eq!(
+                record(&["--config", t.arg(), "ls"]).tracer.syscall_buffer,
+                on,
+                "{text}"
+            );
+            // The flag overrides the key.
+            for flag in ["-n", "--no-syscall-buffer", "--no_syscall_buffer"] {
+                assert!(
+                    !record(&["--config", t.arg(), flag, "ls"])
+                        .tracer
+                        .syscall_buffer,
+                    "{text} {flag}"
+                );
+                assert!(
+                    !record(&["record", "--config", t.arg(), flag, "ls"])
+                        .tracer
+                        .syscall_buffer,
+                    "{text} {flag}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn record_needs_a_program() {
         let m = usage_err(&["record"]);
         assert_eq!(m, "record needs a program to run (see rrpipe --help)");
@@ -1044,6 +1124,7 @@ mod tests {
                 cpu: Some(1),
                 redirect_output: false,
                 filter_lib: Some(t.dir().join("w.so")),
+                syscall_buffer: false,
                 wait_all: false,
             }
         );
@@ -1062,6 +1143,7 @@ mod tests {
                 cpu: Some(2),
                 redirect_output: true,
                 filter_lib: Some("/l.so".into()),
+                syscall_buffer: false,
                 wait_all: false,
             }
         );
@@ -1281,6 +1363,7 @@ config = { dump_on = ["read"], dump_at = [1], dir = "dumps" }
             ("--dump_at=7", "--dump-at=7"),
             ("--checksum=on-syscalls", "--checksum=on-syscalls"),
             ("--filter_lib=/l.so", "--filter-lib=/l.so"),
+            ("--no_syscall_buffer", "--no-syscall-buffer"),
         ];
         for (seed, modern) in pairs {
             for mode in [&["replay", "t"][..], &["--replay", "t"][..]] {
@@ -1330,6 +1413,8 @@ config = { dump_on = ["read"], dump_at = [1], dir = "dumps" }
                 "--dump-at",
                 "--checksum",
                 "--filter-lib",
+                "-n, --no-syscall-buffer",
+                "no_syscall_buffer",
             ] {
                 assert!(text.contains(word), "help lacks {word}: {text}");
             }
