@@ -4,7 +4,7 @@
 //! # trace /home/me/.local/share/rrpipe/trace_0
 //! # program: ./prog arg1
 //! # cwd: /home/me
-//! # recorded by rrpipe 0.1.0 on cpu 0
+//! # recorded by rrpipe 0.1.0 on cpu 0, syscall buffering on
 //!      1  12345 exec     "./prog" ["./prog", "arg1"] (14 mappings, 2 files saved)
 //!      2  12345 syscall  brk(NULL) = 0x555555559000
 //!      5  12345 syscall  openat(AT_FDCWD, "/etc/ld.so.cache", O_RDONLY|O_CLOEXEC) = 3
@@ -19,7 +19,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use rrpipe_plugin_api::event::{Event, EventData, EventKind, SignalInfo};
+use rrpipe_plugin_api::event::{flags, Event, EventData, EventKind, SignalInfo};
 use rrpipe_plugin_api::trace::{self, EventReader, Manifest, TraceHeader, MANIFEST_FILE};
 
 use crate::syscalls;
@@ -81,8 +81,10 @@ fn write_header(out: &mut dyn Write, dir: &Path, h: &TraceHeader) -> io::Result<
     writeln!(out, "# cwd: {}", h.cwd)?;
     writeln!(
         out,
-        "# recorded by rrpipe {} on cpu {}",
-        h.rrpipe_version, h.cpu
+        "# recorded by rrpipe {} on cpu {}, syscall buffering {}",
+        h.rrpipe_version,
+        h.cpu,
+        if h.syscall_buffer { "on" } else { "off" }
     )
 }
 
@@ -91,6 +93,7 @@ pub fn event_line(event: &Event) -> String {
     let h = &event.header;
     let kind = match h.kind {
         EventKind::Exec => "exec",
+        EventKind::Syscall if h.flags & flags::BUFFERED != 0 => "buffered",
         EventKind::Syscall => "syscall",
         EventKind::Blocked => "blocked",
         EventKind::Preempt => "preempt",
@@ -143,7 +146,12 @@ pub fn event_line(event: &Event) -> String {
         EventData::Exit(e) => format!("exited with code {}", e.code),
         EventData::Abort(a) => format!("{} (rrpipe exit code {})", a.reason, a.exit_code),
     };
-    format!("{:>6} {:>6} {:<8} {}", h.time, h.tid, kind, details)
+    let fallback = if h.flags & flags::BUFFER_FALLBACK != 0 {
+        " (not buffered: would wait)"
+    } else {
+        ""
+    };
+    format!("{:>6} {:>6} {:<8} {details}{fallback}", h.time, h.tid, kind)
 }
 
 fn signal_details(s: &SignalInfo) -> String {
@@ -367,6 +375,7 @@ mod tests {
                 cwd: "/tmp".into(),
                 cpu: 1,
                 recorded_at: 1_700_000_000,
+                syscall_buffer: false,
             },
         )
         .unwrap();
@@ -471,7 +480,7 @@ mod tests {
             "# trace {}
 # program: /bin/cat 'my file'
 # cwd: /tmp
-# recorded by rrpipe 0.1.0 on cpu 1
+# recorded by rrpipe 0.1.0 on cpu 1, syscall buffering off
      1   4242 exec     \"/bin/cat\" [\"/bin/cat\", \"my file\"] (exe /usr/bin/cat, 0 mappings, 0 files saved)
      2   4242 syscall  openat(AT_FDCWD, \"/etc/ld.so.cache\", O_RDONLY|O_CLOEXEC) = 3
      3   4242 syscall  fstat(3, 0x7fff0000) = 0 [wrote 144 bytes]

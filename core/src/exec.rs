@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::ptrace::Task;
 use crate::remote;
 use crate::tracedir::FileSaver;
+use rrpipe_syscallbuf as abi;
 
 /// Where the rrpipe page lives in every tracee (rr uses the same spot).
 pub const RRPIPE_PAGE: u64 = 0x7000_0000;
@@ -51,9 +52,18 @@ fn syscall_stub(nr: i64) -> Vec<u8> {
 /// `mov rax, -ENOSYS; ret`
 const ENOSYS_STUB: [u8; 8] = [0x48, 0xc7, 0xc0, 0xda, 0xff, 0xff, 0xff, 0xc3];
 
+/// What the preload library finds in the rrpipe page (see
+/// `rrpipe_syscallbuf`): whether to buffer, how, and which files are
+/// rrpipe's own stdout and stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageSetup {
+    pub mode: u32,
+    pub console: [(u64, u64); 2],
+}
+
 /// Patches the vDSO, maps the rrpipe page and makes `cpuid` trap (see
 /// `cpuid`). Afterwards [`PAGE_SYSCALL`] is usable for remote syscalls.
-pub fn prepare(task: &Task) -> Result<()> {
+pub fn prepare(task: &Task, setup: &PageSetup) -> Result<()> {
     let maps = task
         .mappings()
         .map_err(|e| Error::internal("read tracee maps", e))?;
@@ -100,10 +110,83 @@ pub fn prepare(task: &Task) -> Result<()> {
             "cannot map the rrpipe page at {RRPIPE_PAGE:#x} (result {r})"
         )));
     }
-    // syscall; int3
-    task.write_mem(PAGE_SYSCALL, &[0x0f, 0x05, 0xcc])
+    // syscall; ret: remote syscalls stop at its exit, the preload library
+    // calls it (see `rrpipe_syscallbuf::UNTRACED_SYSCALL`).
+    let mut page = vec![0x0f, 0x05, 0xc3];
+    page.resize((abi::PAGE_MODE - RRPIPE_PAGE) as usize, 0xcc);
+    page.extend_from_slice(&setup.mode.to_le_bytes());
+    page.extend_from_slice(&[0; 4]);
+    for (dev, ino) in setup.console {
+        page.extend_from_slice(&dev.to_le_bytes());
+        page.extend_from_slice(&ino.to_le_bytes());
+    }
+    task.write_mem(RRPIPE_PAGE, &page)
         .map_err(|e| Error::internal("write rrpipe page", e))?;
     crate::cpuid::trap(task, PAGE_SYSCALL)?;
+    Ok(())
+}
+
+/// Record: installs the seccomp filter that lets syscalls made from the
+/// rrpipe page's instruction through without a stop and sends every other
+/// one to the tracer (`SECCOMP_RET_TRACE`, a `PTRACE_EVENT_SECCOMP` stop
+/// before the syscall runs). Forks and execs keep it. Replay has none: it
+/// stops at every syscall with PTRACE_SYSEMU, and the preload library
+/// makes none of its buffered calls.
+pub fn install_seccomp_filter(task: &Task) -> Result<()> {
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_TRACE: u32 = 0x7ff0_0000;
+    let ip = abi::UNTRACED_IP;
+    // (code, jt, jf, k); seccomp_data.instruction_pointer is at offset 8.
+    let program: [(u16, u8, u8, u32); 6] = [
+        (LD_W_ABS, 0, 0, 8),
+        (JEQ_K, 0, 3, ip as u32),
+        (LD_W_ABS, 0, 0, 12),
+        (JEQ_K, 0, 1, (ip >> 32) as u32),
+        (RET_K, 0, 0, RET_ALLOW),
+        (RET_K, 0, 0, RET_TRACE),
+    ];
+    let mut bytes = Vec::new();
+    for (code, jt, jf, k) in program {
+        bytes.extend_from_slice(&code.to_le_bytes());
+        bytes.extend_from_slice(&[jt, jf]);
+        bytes.extend_from_slice(&k.to_le_bytes());
+    }
+    let filter_at = PAGE_SCRATCH;
+    let fprog_at = PAGE_SCRATCH + 0x100;
+    let mut fprog = (program.len() as u64).to_le_bytes().to_vec();
+    fprog.extend_from_slice(&filter_at.to_le_bytes());
+    task.write_mem(filter_at, &bytes)
+        .and_then(|_| task.write_mem(fprog_at, &fprog))
+        .map_err(|e| Error::internal("write the seccomp filter", e))?;
+    let install = || {
+        remote::syscall_from_user(
+            task,
+            PAGE_SYSCALL,
+            libc::SYS_seccomp,
+            &[libc::SECCOMP_SET_MODE_FILTER as u64, 0, fprog_at],
+        )
+    };
+    let mut r = install()?;
+    if r == -(libc::EACCES as i64) {
+        // Without CAP_SYS_ADMIN the kernel wants no_new_privs first (rr
+        // sets it too): setuid programs then run without their privileges.
+        remote::syscall_from_user(
+            task,
+            PAGE_SYSCALL,
+            libc::SYS_prctl,
+            &[libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0],
+        )?;
+        r = install()?;
+    }
+    if r != 0 {
+        return Err(Error::Internal(format!(
+            "cannot install the syscall-buffering seccomp filter (errno {}); record with --no-syscall-buffer",
+            -r
+        )));
+    }
     Ok(())
 }
 

@@ -11,7 +11,8 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use rrpipe_plugin_api::trace::{read_header, EventReader, TraceHeader};
-use rrpipe_plugin_api::{AnchorInfo, Event, EventData, ExecInfo, Mode, Regs, SyscallInfo};
+use rrpipe_plugin_api::{flags, AnchorInfo, Event, EventData, ExecInfo, Mode, Regs, SyscallInfo};
+use rrpipe_syscallbuf as abi;
 
 use crate::cli::ReplayOptions;
 use crate::config::PluginSpec;
@@ -21,6 +22,8 @@ use crate::ptrace::{is_fault, Resume, Stop, Task};
 use crate::session::Session;
 use crate::syscalls::{self, Replay};
 use crate::{anchor, exec, rdtsc, remote, sigframe, spawn, tracedir};
+
+mod buffer;
 
 pub fn run(opts: &ReplayOptions) -> Result<i32> {
     let dir = tracedir::resolve(opts.trace.as_deref())?;
@@ -68,7 +71,16 @@ pub fn run(opts: &ReplayOptions) -> Result<i32> {
     let initial = first.header.tid;
     let mut tasks = HashMap::new();
     tasks.insert(initial, RepTask::new(task));
+    let page = exec::PageSetup {
+        mode: if header.syscall_buffer {
+            abi::MODE_REPLAY
+        } else {
+            abi::MODE_OFF
+        },
+        console: Default::default(),
+    };
     let mut replayer = Replayer {
+        page,
         tasks,
         cur: initial,
         initial,
@@ -180,6 +192,12 @@ struct RepTask {
     at_entry: bool,
     /// Inside a vfork: it comes back when its child execs or exits.
     in_kernel: bool,
+    /// Its buffered syscalls up to its next recorded stop, dispatched to
+    /// plugins once it gets there (where record dispatched them).
+    batch: Vec<Event>,
+    /// Bytes of records loaded into its syscall buffer for the stretch it
+    /// is running (see `load_buffer`).
+    loaded: Option<u32>,
 }
 
 impl RepTask {
@@ -189,11 +207,15 @@ impl RepTask {
             signal: 0,
             at_entry: false,
             in_kernel: false,
+            batch: Vec::new(),
+            loaded: None,
         }
     }
 }
 
 struct Replayer {
+    /// What the preload library finds in the rrpipe page.
+    page: exec::PageSetup,
     /// By recorded tid.
     tasks: HashMap<i32, RepTask>,
     /// The task of the event being replayed.
@@ -233,7 +255,7 @@ impl Replayer {
         let EventData::Exec(info) = &first.data else {
             unreachable!()
         };
-        exec::prepare(self.task())?;
+        exec::prepare(self.task(), &self.page)?;
         if let Err(detail) = exec::restore(self.task(), info, &self.dir)? {
             return Err(self.diverged(&first, detail));
         }
@@ -270,6 +292,13 @@ impl Replayer {
                 )));
             }
             self.cur = event.header.tid;
+            if event.header.flags & flags::BUFFERED != 0 {
+                // Made by the preload library from its buffer: what it needs
+                // is loaded before the task runs to its next stop.
+                self.t_mut().batch.push(event);
+                continue;
+            }
+            self.load_buffer(&event)?;
             match &event.data {
                 EventData::Syscall(info) => self.syscall(&event, info)?,
                 EventData::Blocked(info) => self.blocked(&event, &info.regs)?,
@@ -366,7 +395,7 @@ impl Replayer {
         let pending = std::mem::take(&mut self.t_mut().signal);
         let dead = self.session.dead_memory(Some((self.cur, regs.rsp)));
         match anchor::run_to(self.task(), regs, anchor, pending, &dead)? {
-            Ok(()) => Ok(()),
+            Ok(()) => self.arrived(event),
             Err(detail) => Err(self.diverged(event, detail)),
         }
     }
@@ -514,7 +543,7 @@ impl Replayer {
         if stop != Stop::SyscallExit {
             return Err(Error::Internal(format!("exec did not complete: {stop:?}")));
         }
-        exec::prepare(self.task())?;
+        exec::prepare(self.task(), &self.page)?;
         if let Err(detail) = exec::restore(self.task(), info, &self.dir)? {
             return Err(self.diverged(event, detail));
         }
@@ -533,7 +562,21 @@ impl Replayer {
             let signal = std::mem::take(&mut self.t_mut().signal);
             self.task().resume(how, signal)?;
             let stop = self.task().wait()?;
+            if stop == Stop::SyscallEntry {
+                let regs = self.task().regs()?;
+                if regs.orig_rax as i64 == abi::SYS_DIVERGED {
+                    return Err(self.diverged(
+                        event,
+                        format!(
+                            "before {}, the program made a buffered {} that the recording does not have there",
+                            describe(event),
+                            syscalls::name(regs.rdi as i64)
+                        ),
+                    ));
+                }
+            }
             if want(stop) {
+                self.arrived(event)?;
                 return Ok(stop);
             }
             match stop {

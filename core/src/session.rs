@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::pipeline::Pipeline;
 use crate::ptrace::Task;
 use crate::snapshot::TaskMemory;
+use rrpipe_syscallbuf as abi;
 
 pub struct Session {
     pub pipeline: Pipeline,
@@ -29,6 +30,9 @@ pub struct Session {
     /// ranges: cpuid traps in them until their first syscall from outside
     /// it (see `cpuid::untrap`).
     cpuid_trapped: std::collections::BTreeMap<i32, Vec<(u64, u64)>>,
+    /// Each task's syscall buffer (see `rrpipe_syscallbuf`), from its
+    /// registration, inherited by forks, gone at exec.
+    buffers: std::collections::BTreeMap<i32, u64>,
 }
 
 impl Session {
@@ -40,6 +44,7 @@ impl Session {
             last_rsp: Default::default(),
             altstacks: Default::default(),
             cpuid_trapped: Default::default(),
+            buffers: Default::default(),
         }
     }
 
@@ -63,6 +68,7 @@ impl Session {
             self.last_rsp.remove(&tid);
             self.altstacks.remove(&tid);
             self.cpuid_trapped.remove(&tid);
+            self.buffers.remove(&tid);
         }
         sent?;
         self.end_cpuid_trapping(&header, task)
@@ -97,10 +103,15 @@ impl Session {
         let h = &event.header;
         match &event.data {
             EventData::Exec(info) => {
-                self.altstacks.remove(&h.tid);
-                self.altstacks.remove(&info.caller_tid);
+                for tid in [h.tid, info.caller_tid] {
+                    self.altstacks.remove(&tid);
+                    self.buffers.remove(&tid);
+                }
             }
             EventData::Syscall(_) if h.result >= 0 => match h.syscall {
+                abi::SYS_REGISTER_BUFFER => {
+                    self.buffers.insert(h.tid, h.args[0]);
+                }
                 libc::SYS_sigaltstack if h.args[0] != 0 => {
                     // stack_t: ss_sp, ss_flags (int, padded), ss_size.
                     let Ok(b) = task.read_mem(h.args[0], 24) else {
@@ -128,6 +139,17 @@ impl Session {
                             self.altstacks.remove(&child);
                         }
                     }
+                    // A new process has a copy of its parent's buffer (empty:
+                    // emptied at the fork's entry) and the thread-local
+                    // pointer to it; a new thread makes its own.
+                    match self.buffers.get(&h.tid).copied() {
+                        Some(buffer) if !thread => {
+                            self.buffers.insert(child, buffer);
+                        }
+                        _ => {
+                            self.buffers.remove(&child);
+                        }
+                    }
                 }
                 _ => {}
             },
@@ -148,10 +170,23 @@ impl Session {
                 tids.push(tid);
             }
         }
-        DeadMemory::of(
+        let mut dead = DeadMemory::of(
             tids.into_iter()
                 .map(|t| (sp(t), self.altstacks.get(&t).copied())),
-        )
+        );
+        // Syscall buffers are rrpipe's: in the middle of a stretch, replay's
+        // holds records record's has not written yet.
+        dead.ranges.extend(
+            self.buffers
+                .values()
+                .map(|&b| (b - abi::STACK_SIZE as u64, b + abi::BUFFER_SIZE as u64)),
+        );
+        dead
+    }
+
+    /// Task `tid`'s syscall buffer, if it registered one.
+    pub fn buffer(&self, tid: i32) -> Option<u64> {
+        self.buffers.get(&tid).copied()
     }
 
     /// The next event of the recording, numbered by the global clock.

@@ -37,6 +37,7 @@ pub fn options() -> Options {
         | Options::PTRACE_O_TRACECLONE
         | Options::PTRACE_O_TRACEFORK
         | Options::PTRACE_O_TRACEVFORK
+        | Options::PTRACE_O_TRACESECCOMP
 }
 
 /// Pins the calling thread to `cpu`.

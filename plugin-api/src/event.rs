@@ -152,6 +152,14 @@ pub mod flags {
     pub const STDOUT: u32 = 1;
     /// Likewise for rrpipe's stderr.
     pub const STDERR: u32 = 2;
+    /// A syscall the preload library made without a stop (syscall
+    /// buffering), reported at the thread's next stop: its event comes
+    /// later than the syscall ran, with the registers only partly known
+    /// (number, arguments, result) and its outputs as recorded.
+    pub const BUFFERED: u32 = 4;
+    /// A syscall the preload library meant to buffer but made traced
+    /// instead (it would have blocked): replay sends it down the same path.
+    pub const BUFFER_FALLBACK: u32 = 8;
 }
 
 /// A copy of tracee memory starting at `addr`.

@@ -26,7 +26,7 @@ pub const HEADER_MAGIC: &[u8; 8] = b"RRPIPETR";
 /// First bytes of `events`.
 pub const EVENTS_MAGIC: &[u8; 8] = b"RRPIPEEV";
 /// Version of the whole trace format; a reader refuses any other.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// File names inside a trace directory.
 pub const HEADER_FILE: &str = "header";
 pub const EVENTS_FILE: &str = "events";
@@ -54,6 +54,9 @@ pub struct TraceHeader {
     pub cpu: u32,
     /// Seconds since the epoch when recording began.
     pub recorded_at: u64,
+    /// Recorded with syscall buffering: replay runs the preload library in
+    /// its replay mode.
+    pub syscall_buffer: bool,
 }
 
 /// Why a trace cannot be read. Each names the file and the problem on one line.
@@ -417,6 +420,7 @@ mod tests {
             cwd: "/".into(),
             cpu: 0,
             recorded_at: 0,
+            syscall_buffer: false,
         };
         write_header(&dir, &header).unwrap();
         assert_eq!(read_header(&dir).unwrap(), header);

@@ -21,7 +21,9 @@ use crate::syscalls::Replay;
 use crate::tracedir::{self, FileSaver};
 use crate::{exec, spawn};
 use nix::unistd::Pid;
+use rrpipe_syscallbuf as abi;
 
+mod buffer;
 mod signals;
 mod syscall_stops;
 
@@ -33,7 +35,7 @@ const MAX_PATH: usize = 4096;
 pub fn run(opts: &RecordOptions) -> Result<i32> {
     let argv = opts.program.clone();
     let filename = resolve_program(&argv[0])?;
-    let env: Vec<String> = std::env::vars_os()
+    let mut env: Vec<String> = std::env::vars_os()
         .map(|(k, v)| {
             let mut s = k.to_string_lossy().into_owned();
             s.push('=');
@@ -41,6 +43,9 @@ pub fn run(opts: &RecordOptions) -> Result<i32> {
             s
         })
         .collect();
+    if opts.tracer.syscall_buffer {
+        preload(&mut env, opts.tracer.filter_lib.as_deref())?;
+    }
     let cwd = std::env::current_dir().map_err(|e| Error::internal("current directory", e))?;
     let allowed = spawn::allowed_cpus();
     let cpu = opts.tracer.cpu.map(|c| c as usize).unwrap_or(allowed[0]);
@@ -58,6 +63,7 @@ pub fn run(opts: &RecordOptions) -> Result<i32> {
         recorded_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        syscall_buffer: opts.tracer.syscall_buffer,
     };
     write_header(&dir, &header).map_err(|e| Error::internal("write trace header", e))?;
 
@@ -87,6 +93,12 @@ pub fn run(opts: &RecordOptions) -> Result<i32> {
     let task = spawn::spawn(&spec)?;
     forward_interruptions_to(task.tid.as_raw());
     let mut rec = Recorder::new(task, Session::new(pipeline), saver);
+    rec.buffering = opts.tracer.syscall_buffer;
+    rec.page.mode = if rec.buffering {
+        abi::MODE_RECORD
+    } else {
+        abi::MODE_OFF
+    };
     rec.wait_all = opts.tracer.wait_all;
     rec.native_affinity = affinity_mask(&allowed);
     let outcome = rec.record(&filename, &argv);
@@ -144,6 +156,41 @@ fn forward_interruptions_to(pid: i32) {
     }
 }
 
+/// Puts the syscall-buffering library first in the program's
+/// `LD_PRELOAD` (kept in the trace's environment, so replay loads it too).
+fn preload(env: &mut Vec<String>, chosen: Option<&Path>) -> Result<()> {
+    let lib = match chosen {
+        Some(path) if path.is_file() => path.to_path_buf(),
+        Some(path) => {
+            return Err(Error::Config(format!(
+                "filter_lib {}: no such file",
+                path.display()
+            )))
+        }
+        None => crate::plugin_search::find_library("preload", &crate::plugin_search::search_dirs())
+            .map_err(|_| {
+                Error::Config(
+                    "syscall buffering needs librrpipe_preload.so next to rrpipe (build the workspace), or --filter-lib=PATH; --no-syscall-buffer records without it".into(),
+                )
+            })?,
+    };
+    let lib = std::fs::canonicalize(&lib).unwrap_or(lib);
+    let lib = lib.to_string_lossy();
+    if lib.contains([':', ' ']) {
+        return Err(Error::Config(format!(
+            "filter_lib {lib}: LD_PRELOAD cannot name a path with ':' or spaces"
+        )));
+    }
+    match env.iter_mut().find(|v| v.starts_with("LD_PRELOAD=")) {
+        Some(v) if v.len() > "LD_PRELOAD=".len() => {
+            *v = format!("LD_PRELOAD={lib}:{}", &v["LD_PRELOAD=".len()..]);
+        }
+        Some(v) => *v = format!("LD_PRELOAD={lib}"),
+        None => env.push(format!("LD_PRELOAD={lib}")),
+    }
+    Ok(())
+}
+
 /// Finds the program like a shell does: a name with a slash is a path,
 /// otherwise it is looked up in PATH.
 fn resolve_program(name: &str) -> Result<String> {
@@ -171,6 +218,8 @@ struct Pending {
     replay: Replay,
     /// execve's argv, read at entry (the old image is gone at exit).
     argv: Vec<String>,
+    /// Event flags known at entry (`BUFFER_FALLBACK`).
+    flags: u32,
 }
 
 /// Where a task is in the serialized schedule.
@@ -261,6 +310,11 @@ struct Recorder {
     /// rrpipe's CPU mask before it pinned itself, as sched_getaffinity
     /// writes it: what the program would see natively.
     native_affinity: Vec<u8>,
+    /// Syscall buffering: the seccomp filter is in place, so user code
+    /// runs with PTRACE_CONT and syscalls stop at PTRACE_EVENT_SECCOMP.
+    buffering: bool,
+    /// What the preload library finds in the rrpipe page.
+    page: exec::PageSetup,
 }
 
 /// How the recorded program ended.
@@ -291,6 +345,11 @@ impl Recorder {
             ticks: Box::new(Preempter::new()),
             wait_all: false,
             native_affinity: Vec::new(),
+            buffering: false,
+            page: exec::PageSetup {
+                mode: abi::MODE_OFF,
+                console: [identity(1), identity(2)].map(|c| c.unwrap_or((u64::MAX, u64::MAX))),
+            },
         }
     }
 
@@ -303,7 +362,15 @@ impl Recorder {
     }
 
     fn emit(&mut self, tid: i32, data: EventData, result: i64) -> Result<()> {
-        let event = self.session.next_event(tid, data, result);
+        self.emit_flagged(tid, data, result, 0)
+    }
+
+    /// Emits an event of task `tid`, after the syscalls it buffered since
+    /// its last one.
+    fn emit_flagged(&mut self, tid: i32, data: EventData, result: i64, flags: u32) -> Result<()> {
+        self.flush_buffer(tid)?;
+        let mut event = self.session.next_event(tid, data, result);
+        event.header.flags = flags;
         let task = &self.tasks[&tid].task;
         self.session.dispatch(event, task)
     }
@@ -323,10 +390,11 @@ impl Recorder {
             if RESTART_CODES.contains(&result) {
                 // Decided at its next stop (see `syscall_exit`).
                 self.t_mut(tid).held = Some((data, result, flags));
+                let how = self.to_next_syscall();
                 let t = self.t_mut(tid);
                 let signal = std::mem::take(&mut t.signal);
                 t.state = State::Running;
-                t.task.resume(Resume::Syscall, signal)?;
+                t.task.resume(how, signal)?;
                 self.current = Some(tid);
                 return Ok(());
             }
@@ -335,12 +403,28 @@ impl Recorder {
             let task = &self.tasks[&tid].task;
             self.session.dispatch(event, task)?;
         }
+        let how = match &self.t(tid).pending {
+            // At a syscall's entry: on to its exit.
+            Some(_) if !self.t(tid).restarting => Resume::Syscall,
+            _ => self.to_next_syscall(),
+        };
         let t = self.t_mut(tid);
         let signal = std::mem::take(&mut t.signal);
         t.state = State::Running;
-        t.task.resume(Resume::Syscall, signal)?;
+        t.task.resume(how, signal)?;
         self.current = Some(tid);
         Ok(())
+    }
+
+    /// How to resume a task in user code so that it stops at its next
+    /// traced syscall's entry: with the seccomp filter in place, PTRACE_CONT
+    /// (PTRACE_SYSCALL would stop at the buffered ones too).
+    fn to_next_syscall(&self) -> Resume {
+        if self.buffering {
+            Resume::Cont
+        } else {
+            Resume::Syscall
+        }
     }
 
     /// The stopped task after `after` in tid order, wrapping around.
@@ -354,7 +438,10 @@ impl Recorder {
 
     fn record(&mut self, filename: &str, argv: &[String]) -> Result<Outcome> {
         let tid = self.initial;
-        exec::prepare(&self.t(tid).task)?;
+        exec::prepare(&self.t(tid).task, &self.page)?;
+        if self.buffering {
+            exec::install_seccomp_filter(&self.t(tid).task)?;
+        }
         let info = exec::capture(
             &self.tasks[&tid].task,
             Regs::default(),
@@ -414,7 +501,7 @@ impl Recorder {
 
     fn handle(&mut self, tid: i32, stop: Stop) -> Result<()> {
         match stop {
-            Stop::SyscallEntry => self.syscall_entry(tid),
+            Stop::SyscallEntry | Stop::Event(libc::PTRACE_EVENT_SECCOMP) => self.syscall_entry(tid),
             Stop::SyscallExit => {
                 self.syscall_exit(tid)?;
                 self.continue_or_park(tid)

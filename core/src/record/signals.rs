@@ -217,6 +217,7 @@ impl Recorder {
                     inputs: info.inputs.into_vec(),
                     replay,
                     argv: Vec::new(),
+                    flags: 0,
                 });
             }
             t.resumed_regs = None;
@@ -224,9 +225,10 @@ impl Recorder {
             if self.current == Some(tid) {
                 return self.run_task(tid);
             }
+            let how = self.to_next_syscall();
             let t = self.t_mut(tid);
             t.state = State::InKernel;
-            return t.task.resume(Resume::Syscall, 0);
+            return t.task.resume(how, 0);
         }
         let others = self
             .tasks

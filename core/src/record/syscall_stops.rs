@@ -34,10 +34,22 @@ impl Recorder {
             }
             return self.run_task_if_current(tid);
         }
+        // The syscalls it made without a stop come first, in order.
+        let fallback = self.flush_buffer(tid)?;
         let task = &self.t(tid).task;
         let mut regs = task.regs()?;
         let nr = regs.orig_rax as i64;
         let args = regs.syscall_args();
+        if fallback.is_some_and(|call| call != (nr, args)) {
+            return Err(Error::Internal(format!(
+                "task {tid}: the preload library announced {fallback:?}, then made syscall {nr}"
+            )));
+        }
+        let event_flags = if fallback.is_some() {
+            flags::BUFFER_FALLBACK
+        } else {
+            0
+        };
         let spec = syscalls::lookup(nr).ok_or_else(|| {
             self.unsupported(tid, format!("syscall {} (number {nr})", syscalls::name(nr)))
         })?;
@@ -69,7 +81,7 @@ impl Recorder {
                     outputs: Vec::new().into(),
                     file: None.into(),
                 };
-                self.emit(tid, EventData::Syscall(info), 0)?;
+                self.emit_flagged(tid, EventData::Syscall(info), 0, event_flags)?;
                 return self.run_task_if_current(tid);
             }
             Replay::Deny(_) => {
@@ -81,6 +93,7 @@ impl Recorder {
                     inputs,
                     replay,
                     argv: Vec::new(),
+                    flags: event_flags,
                 });
             }
             _ => {
@@ -94,13 +107,19 @@ impl Recorder {
                     inputs,
                     replay,
                     argv,
+                    flags: event_flags,
                 })
             }
         }
         let preempted = std::mem::take(&mut self.t_mut(tid).preempt_pending);
         if (syscalls::may_block(nr) || preempted) && self.tasks.len() > 1 {
             // A scheduling point: others run while this one waits.
-            self.emit(tid, EventData::Blocked(BlockedInfo { regs }), 0)?;
+            self.emit_flagged(
+                tid,
+                EventData::Blocked(BlockedInfo { regs }),
+                0,
+                event_flags,
+            )?;
             let t = self.t_mut(tid);
             t.state = State::InKernel;
             t.task.resume(Resume::Syscall, 0)?;
@@ -176,11 +195,12 @@ impl Recorder {
             outputs: outputs.into(),
             file: file.into(),
         };
-        let flags = if result > 0 && is_write(nr) {
-            self.console_flags(tid, args[0] as i32)
-        } else {
-            0
-        };
+        let flags = p.flags
+            | if result > 0 && is_write(nr) {
+                self.console_flags(tid, args[0] as i32)
+            } else {
+                0
+            };
         let restart = RESTART_CODES.contains(&result);
         if self.current != Some(tid) || restart {
             // (A restart code means a signal is pending: the kernel either
@@ -221,7 +241,7 @@ impl Recorder {
     /// The program replaced itself: set up and capture the new image.
     pub(super) fn exec_done(&mut self, tid: i32, p: Pending) -> Result<()> {
         let task = &self.tasks[&tid].task;
-        exec::prepare(task)?;
+        exec::prepare(task, &self.page)?;
         let filename = p
             .inputs
             .first()

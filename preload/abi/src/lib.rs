@@ -1,0 +1,152 @@
+//! The contract between rrpipe's tracer and its preload library
+//! (`librrpipe_preload.so`): where the untraced syscall instruction is,
+//! the private syscalls the library makes, and the layout of each thread's
+//! syscall buffer. Both sides compile this one file, so they cannot
+//! disagree; nothing here may allocate or panic (the library runs inside
+//! any program, in signal handlers too).
+//!
+//! # Protocol
+//!
+//! Every thread that makes a buffered call gets a buffer (an anonymous
+//! mapping it creates with an ordinary, traced `mmap`) and announces it
+//! with the traced syscall [`SYS_REGISTER_BUFFER`]. A buffer starts with a
+//! [`Header`]; [`Record`]s follow, each with the bytes the syscall wrote.
+//!
+//! *Record.* A wrapper makes its syscall through [`UNTRACED_SYSCALL`],
+//! which the seccomp filter rrpipe installs lets through without a stop,
+//! lets the kernel write into the record's data, copies the data to where
+//! the program asked for it and appends the record. At the thread's next
+//! stop (any traced syscall, signal, exit) the tracer reads the records,
+//! turns each into an event and empties the buffer. When a call cannot be
+//! buffered for a reason replay could not know (it would block), the
+//! wrapper appends a [`FALLBACK`] record and makes the syscall traced.
+//!
+//! *Replay.* Before the thread runs to its next recorded stop, the tracer
+//! fills its buffer with that stretch's records. Wrappers make no syscall:
+//! each checks that the next record is its own call (or reports
+//! [`SYS_DIVERGED`]), copies the recorded data and returns the recorded
+//! result; a [`FALLBACK`] record sends it to the traced path, as in record.
+//! Decisions both sessions can make alike (buffer busy or full) need no
+//! record.
+#![no_std]
+
+/// Where rrpipe maps its page in every tracee (see `core/src/exec.rs`).
+pub const PAGE: u64 = 0x7000_0000;
+/// `syscall; ret` at the start of the rrpipe page: call it with the
+/// syscall number in rax and the arguments in rdi, rsi, rdx, r10, r8, r9.
+pub const UNTRACED_SYSCALL: u64 = PAGE;
+/// The instruction pointer the kernel sees for a syscall made through
+/// [`UNTRACED_SYSCALL`] (the address after the instruction): the one
+/// address rrpipe's seccomp filter lets through untraced.
+pub const UNTRACED_IP: u64 = UNTRACED_SYSCALL + 2;
+/// A `u32` in the rrpipe page: [`MODE_OFF`], [`MODE_RECORD`] or [`MODE_REPLAY`].
+pub const PAGE_MODE: u64 = PAGE + 0x40;
+/// Four `u64`s in the rrpipe page: (device, inode) of rrpipe's stdout,
+/// then of its stderr. Writes to them stay traced: replay prints them.
+pub const PAGE_CONSOLE: u64 = PAGE + 0x48;
+
+pub const MODE_OFF: u32 = 0;
+pub const MODE_RECORD: u32 = 1;
+pub const MODE_REPLAY: u32 = 2;
+
+/// `register_buffer(addr, size)`: the calling thread's buffer. Traced;
+/// returns 0, or -ENOSYS when no rrpipe is listening.
+pub const SYS_REGISTER_BUFFER: i64 = 1000;
+/// `diverged(nr, index)`: in replay, a wrapper met a call the recording
+/// does not have at this point. Traced; rrpipe stops replay with a report.
+pub const SYS_DIVERGED: i64 = 1001;
+
+/// Size of each thread's buffer, header included.
+pub const BUFFER_SIZE: usize = 256 * 1024;
+/// Below each buffer, in the same mapping, the stack the library's
+/// wrappers run on: what they leave there differs between record and
+/// replay, and rrpipe leaves the whole mapping out of memory comparisons.
+pub const STACK_SIZE: usize = 64 * 1024;
+/// The whole mapping: `STACK_SIZE` of stack, then the buffer (whose
+/// address is what the library registers).
+pub const MAPPING_SIZE: usize = STACK_SIZE + BUFFER_SIZE;
+
+/// At the start of every buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    /// Bytes of records after the header: appended so far (record), or
+    /// consumed so far (replay).
+    pub used: u32,
+    /// Replay: bytes of records the tracer loaded for this stretch.
+    pub avail: u32,
+    /// Nonzero while a wrapper works on the buffer: a wrapper entered from
+    /// a signal handler then takes the traced path.
+    pub locked: u32,
+    pub reserved: u32,
+}
+
+pub const HEADER_SIZE: usize = core::mem::size_of::<Header>();
+
+/// One buffered syscall; `data_len` bytes of data follow it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    /// Bytes of this record and its data, a multiple of 8.
+    pub size: u32,
+    /// [`FALLBACK`] or 0.
+    pub flags: u32,
+    pub nr: i64,
+    pub args: [u64; 6],
+    /// The raw result (-errno on failure).
+    pub result: i64,
+    /// Where the program got the data (0: nowhere).
+    pub dest: u64,
+    pub data_len: u64,
+}
+
+pub const RECORD_SIZE: usize = core::mem::size_of::<Record>();
+
+/// The call went to the traced path after this record; the record carries
+/// no result.
+pub const FALLBACK: u32 = 1;
+
+/// Bytes a record with `data_len` bytes of data takes.
+pub const fn record_size(data_len: usize) -> usize {
+    (RECORD_SIZE + data_len + 7) & !7
+}
+
+/// Bytes of records a buffer holds.
+pub const CAPACITY: usize = BUFFER_SIZE - HEADER_SIZE;
+
+impl Header {
+    pub fn to_bytes(&self) -> [u8; HEADER_SIZE] {
+        // SAFETY: repr(C) plain integers without padding.
+        unsafe { core::mem::transmute(*self) }
+    }
+
+    pub fn from_bytes(b: &[u8; HEADER_SIZE]) -> Header {
+        // SAFETY: every bit pattern is a valid Header.
+        unsafe { core::mem::transmute(*b) }
+    }
+}
+
+impl Record {
+    pub fn to_bytes(&self) -> [u8; RECORD_SIZE] {
+        // SAFETY: repr(C) plain integers without padding.
+        unsafe { core::mem::transmute(*self) }
+    }
+
+    pub fn from_bytes(b: &[u8; RECORD_SIZE]) -> Record {
+        // SAFETY: every bit pattern is a valid Record.
+        unsafe { core::mem::transmute(*b) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_has_no_padding() {
+        assert_eq!(HEADER_SIZE, 16);
+        assert_eq!(RECORD_SIZE, 8 + 8 + 48 + 8 + 8 + 8);
+        assert_eq!(record_size(0), RECORD_SIZE);
+        assert_eq!(record_size(1), RECORD_SIZE + 8);
+    }
+}

@@ -1,0 +1,498 @@
+//! The libc entry points this library replaces. Each decides, from its
+//! arguments alone (so that replay decides alike), whether the call can be
+//! buffered, and otherwise makes it traced; a decision that depends on
+//! the world (what kind of file a descriptor is) is made in record and
+//! logged as a fallback record when it goes the traced way.
+//!
+//! Variadic C functions (`open`, `fcntl`, `ioctl`) are defined with their
+//! optional argument as a plain one: on x86_64 it arrives in the same
+//! register either way.
+
+use core::ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void};
+
+use crate::syscall::{call, console, libc_result, traced, untraced, Outcome};
+
+type SizeT = usize;
+type SsizeT = isize;
+type OffT = i64;
+
+const STAT_SIZE: usize = core::mem::size_of::<libc::stat>();
+const STATX_SIZE: usize = 256;
+const TIMESPEC_SIZE: usize = 16;
+const FICLONE: c_ulong = 0x4004_9409;
+
+fn a(args: &[u64]) -> [u64; 6] {
+    let mut out = [0u64; 6];
+    out[..args.len()].copy_from_slice(args);
+    out
+}
+
+/// The file type bits of `fd`, untraced (None: no such descriptor).
+unsafe fn file_type(fd: c_int) -> Option<(u32, u64, u64)> {
+    let mut st: libc::stat = core::mem::zeroed();
+    let r = untraced(
+        libc::SYS_fstat,
+        a(&[fd as u64, &mut st as *mut libc::stat as u64]),
+    );
+    (r == 0).then_some((st.st_mode & libc::S_IFMT, st.st_dev, st.st_ino))
+}
+
+/// Files whose reads and writes never wait for another program.
+fn never_waits(kind: u32) -> bool {
+    kind == libc::S_IFREG || kind == libc::S_IFDIR || kind == libc::S_IFBLK
+}
+
+// --- read and write -------------------------------------------------------
+
+/// read: regular files directly; anything else (pipes, sockets, terminals)
+/// only when data is already there (`RWF_NOWAIT`), else traced, where
+/// rrpipe lets other tasks run while it waits.
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: SizeT) -> SsizeT {
+    let args = a(&[fd as u64, buf as u64, n as u64]);
+    let r = call(libc::SYS_read, args, buf as u64, n, |data| {
+        let direct = match file_type(fd) {
+            None => true,
+            Some((kind, _, _)) => never_waits(kind),
+        };
+        let r = if direct {
+            untraced(libc::SYS_read, a(&[fd as u64, data as u64, n as u64]))
+        } else {
+            let iov = libc::iovec {
+                iov_base: data.cast(),
+                iov_len: n,
+            };
+            let r = untraced(
+                libc::SYS_preadv2,
+                a(&[
+                    fd as u64,
+                    &iov as *const libc::iovec as u64,
+                    1,
+                    u64::MAX,
+                    0,
+                    libc::RWF_NOWAIT as u64,
+                ]),
+            );
+            if r == -(libc::EAGAIN as i64) || r == -(libc::EOPNOTSUPP as i64) {
+                return Outcome::Fallback;
+            }
+            r
+        };
+        Outcome::Done(r, r.max(0) as usize)
+    });
+    libc_result(r) as SsizeT
+}
+
+pub unsafe extern "C" fn __read(fd: c_int, buf: *mut c_void, n: SizeT) -> SsizeT {
+    read(fd, buf, n)
+}
+
+extern "C" {
+    fn __chk_fail() -> !;
+}
+
+/// The `_FORTIFY_SOURCE` read.
+pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, n: SizeT, size: SizeT) -> SsizeT {
+    if n > size {
+        __chk_fail();
+    }
+    read(fd, buf, n)
+}
+
+/// write: buffered to regular files other than rrpipe's own stdout and
+/// stderr; everything else traced.
+pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: SizeT) -> SsizeT {
+    let args = a(&[fd as u64, buf as u64, n as u64]);
+    let r = call(libc::SYS_write, args, 0, 0, |_| match file_type(fd) {
+        Some((kind, dev, ino)) if kind == libc::S_IFREG && !console().contains(&(dev, ino)) => {
+            Outcome::Done(untraced(libc::SYS_write, args), 0)
+        }
+        _ => Outcome::Fallback,
+    });
+    libc_result(r) as SsizeT
+}
+
+pub unsafe extern "C" fn __write(fd: c_int, buf: *const c_void, n: SizeT) -> SsizeT {
+    write(fd, buf, n)
+}
+
+pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, n: SizeT, off: OffT) -> SsizeT {
+    let args = a(&[fd as u64, buf as u64, n as u64, off as u64]);
+    let r = call(
+        libc::SYS_pread64,
+        args,
+        buf as u64,
+        n,
+        |data| match file_type(fd) {
+            Some((kind, _, _)) if !never_waits(kind) => Outcome::Fallback,
+            _ => {
+                let r = untraced(
+                    libc::SYS_pread64,
+                    a(&[fd as u64, data as u64, n as u64, off as u64]),
+                );
+                Outcome::Done(r, r.max(0) as usize)
+            }
+        },
+    );
+    libc_result(r) as SsizeT
+}
+
+pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, n: SizeT, off: OffT) -> SsizeT {
+    pread64(fd, buf, n, off)
+}
+
+pub unsafe extern "C" fn pwrite64(fd: c_int, buf: *const c_void, n: SizeT, off: OffT) -> SsizeT {
+    let args = a(&[fd as u64, buf as u64, n as u64, off as u64]);
+    let r = call(libc::SYS_pwrite64, args, 0, 0, |_| match file_type(fd) {
+        Some((kind, dev, ino)) if kind == libc::S_IFREG && !console().contains(&(dev, ino)) => {
+            Outcome::Done(untraced(libc::SYS_pwrite64, args), 0)
+        }
+        _ => Outcome::Fallback,
+    });
+    libc_result(r) as SsizeT
+}
+
+pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, n: SizeT, off: OffT) -> SsizeT {
+    pwrite64(fd, buf, n, off)
+}
+
+// --- opening and closing --------------------------------------------------
+
+/// openat: buffered unless the path names a FIFO or a device (whose open
+/// may wait for the other end), checked with an untraced stat first.
+pub unsafe extern "C" fn openat(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: c_uint,
+) -> c_int {
+    let mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
+        mode
+    } else {
+        0
+    };
+    let args = a(&[dirfd as u64, path as u64, flags as u64, mode as u64]);
+    let r = call(libc::SYS_openat, args, 0, 0, |_| {
+        let mut st: libc::stat = core::mem::zeroed();
+        let s = untraced(
+            libc::SYS_newfstatat,
+            a(&[
+                dirfd as u64,
+                path as u64,
+                &mut st as *mut libc::stat as u64,
+                0,
+            ]),
+        );
+        if s == 0 && !never_waits(st.st_mode & libc::S_IFMT) {
+            return Outcome::Fallback;
+        }
+        Outcome::Done(untraced(libc::SYS_openat, args), 0)
+    });
+    libc_result(r) as c_int
+}
+
+pub unsafe extern "C" fn openat64(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: c_uint,
+) -> c_int {
+    openat(dirfd, path, flags, mode)
+}
+
+pub unsafe extern "C" fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    openat(dirfd, path, flags, 0)
+}
+
+pub unsafe extern "C" fn __openat64_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    openat(dirfd, path, flags, 0)
+}
+
+pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
+    openat(libc::AT_FDCWD, path, flags, mode)
+}
+
+pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
+    openat(libc::AT_FDCWD, path, flags, mode)
+}
+
+pub unsafe extern "C" fn __open_2(path: *const c_char, flags: c_int) -> c_int {
+    openat(libc::AT_FDCWD, path, flags, 0)
+}
+
+pub unsafe extern "C" fn __open64_2(path: *const c_char, flags: c_int) -> c_int {
+    openat(libc::AT_FDCWD, path, flags, 0)
+}
+
+/// Result-only syscalls that never wait: buffered as they are.
+unsafe fn simple(nr: i64, args: [u64; 6]) -> i64 {
+    call(nr, args, 0, 0, |_| Outcome::Done(untraced(nr, args), 0))
+}
+
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    libc_result(simple(libc::SYS_close, a(&[fd as u64]))) as c_int
+}
+
+pub unsafe extern "C" fn __close(fd: c_int) -> c_int {
+    close(fd)
+}
+
+// --- file status ----------------------------------------------------------
+
+/// A syscall that writes one fixed-size structure at `dest`.
+unsafe fn fills(nr: i64, args: [u64; 6], dest_arg: usize, size: usize) -> i64 {
+    let dest = args[dest_arg];
+    if dest == 0 {
+        return simple(nr, args);
+    }
+    call(nr, args, dest, size, |data| {
+        let mut call = args;
+        call[dest_arg] = data as u64;
+        let r = untraced(nr, call);
+        Outcome::Done(r, if r == 0 { size } else { 0 })
+    })
+}
+
+pub unsafe extern "C" fn fstatat(
+    dirfd: c_int,
+    path: *const c_char,
+    buf: *mut libc::stat,
+    flags: c_int,
+) -> c_int {
+    let args = a(&[dirfd as u64, path as u64, buf as u64, flags as u64]);
+    libc_result(fills(libc::SYS_newfstatat, args, 2, STAT_SIZE)) as c_int
+}
+
+pub unsafe extern "C" fn fstatat64(
+    dirfd: c_int,
+    path: *const c_char,
+    buf: *mut libc::stat,
+    flags: c_int,
+) -> c_int {
+    fstatat(dirfd, path, buf, flags)
+}
+
+pub unsafe extern "C" fn stat(path: *const c_char, buf: *mut libc::stat) -> c_int {
+    fstatat(libc::AT_FDCWD, path, buf, 0)
+}
+
+pub unsafe extern "C" fn stat64(path: *const c_char, buf: *mut libc::stat) -> c_int {
+    fstatat(libc::AT_FDCWD, path, buf, 0)
+}
+
+pub unsafe extern "C" fn lstat(path: *const c_char, buf: *mut libc::stat) -> c_int {
+    fstatat(libc::AT_FDCWD, path, buf, libc::AT_SYMLINK_NOFOLLOW)
+}
+
+pub unsafe extern "C" fn lstat64(path: *const c_char, buf: *mut libc::stat) -> c_int {
+    lstat(path, buf)
+}
+
+pub unsafe extern "C" fn fstat(fd: c_int, buf: *mut libc::stat) -> c_int {
+    let args = a(&[fd as u64, buf as u64]);
+    libc_result(fills(libc::SYS_fstat, args, 1, STAT_SIZE)) as c_int
+}
+
+pub unsafe extern "C" fn fstat64(fd: c_int, buf: *mut libc::stat) -> c_int {
+    fstat(fd, buf)
+}
+
+pub unsafe extern "C" fn statx(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mask: c_uint,
+    buf: *mut c_void,
+) -> c_int {
+    let args = a(&[
+        dirfd as u64,
+        path as u64,
+        flags as u64,
+        mask as u64,
+        buf as u64,
+    ]);
+    libc_result(fills(libc::SYS_statx, args, 4, STATX_SIZE)) as c_int
+}
+
+pub unsafe extern "C" fn access(path: *const c_char, mode: c_int) -> c_int {
+    libc_result(simple(libc::SYS_access, a(&[path as u64, mode as u64]))) as c_int
+}
+
+pub unsafe extern "C" fn faccessat(
+    dirfd: c_int,
+    path: *const c_char,
+    mode: c_int,
+    flags: c_int,
+) -> c_int {
+    let args = a(&[dirfd as u64, path as u64, mode as u64, flags as u64]);
+    let nr = if flags == 0 {
+        libc::SYS_faccessat
+    } else {
+        libc::SYS_faccessat2
+    };
+    libc_result(simple(nr, args)) as c_int
+}
+
+pub unsafe extern "C" fn readlinkat(
+    dirfd: c_int,
+    path: *const c_char,
+    buf: *mut c_char,
+    n: SizeT,
+) -> SsizeT {
+    let args = a(&[dirfd as u64, path as u64, buf as u64, n as u64]);
+    let r = call(libc::SYS_readlinkat, args, buf as u64, n, |data| {
+        let r = untraced(
+            libc::SYS_readlinkat,
+            a(&[dirfd as u64, path as u64, data as u64, n as u64]),
+        );
+        Outcome::Done(r, r.max(0) as usize)
+    });
+    libc_result(r) as SsizeT
+}
+
+pub unsafe extern "C" fn readlink(path: *const c_char, buf: *mut c_char, n: SizeT) -> SsizeT {
+    readlinkat(libc::AT_FDCWD, path, buf, n)
+}
+
+pub unsafe extern "C" fn lseek(fd: c_int, off: OffT, whence: c_int) -> OffT {
+    libc_result(simple(
+        libc::SYS_lseek,
+        a(&[fd as u64, off as u64, whence as u64]),
+    ))
+}
+
+pub unsafe extern "C" fn lseek64(fd: c_int, off: OffT, whence: c_int) -> OffT {
+    lseek(fd, off, whence)
+}
+
+pub unsafe extern "C" fn getdents64(fd: c_int, buf: *mut c_void, n: SizeT) -> SsizeT {
+    let args = a(&[fd as u64, buf as u64, n as u64]);
+    let r = call(libc::SYS_getdents64, args, buf as u64, n, |data| {
+        let r = untraced(libc::SYS_getdents64, a(&[fd as u64, data as u64, n as u64]));
+        Outcome::Done(r, r.max(0) as usize)
+    });
+    libc_result(r) as SsizeT
+}
+
+// --- copying --------------------------------------------------------------
+
+/// copy_file_range without offsets (with them it updates the program's
+/// offsets in place: traced).
+pub unsafe extern "C" fn copy_file_range(
+    fd_in: c_int,
+    off_in: *mut OffT,
+    fd_out: c_int,
+    off_out: *mut OffT,
+    len: SizeT,
+    flags: c_uint,
+) -> SsizeT {
+    let args = a(&[
+        fd_in as u64,
+        off_in as u64,
+        fd_out as u64,
+        off_out as u64,
+        len as u64,
+        flags as u64,
+    ]);
+    let nr = libc::SYS_copy_file_range;
+    let r = if off_in.is_null() && off_out.is_null() {
+        simple(nr, args)
+    } else {
+        traced(nr, args)
+    };
+    libc_result(r) as SsizeT
+}
+
+/// posix_fadvise returns the error number rather than setting errno.
+pub unsafe extern "C" fn posix_fadvise(fd: c_int, off: OffT, len: OffT, advice: c_int) -> c_int {
+    let r = simple(
+        libc::SYS_fadvise64,
+        a(&[fd as u64, off as u64, len as u64, advice as u64]),
+    );
+    if r < 0 {
+        -r as c_int
+    } else {
+        0
+    }
+}
+
+pub unsafe extern "C" fn posix_fadvise64(fd: c_int, off: OffT, len: OffT, advice: c_int) -> c_int {
+    posix_fadvise(fd, off, len, advice)
+}
+
+/// ioctl: FICLONE (what `cp` tries first) is result-only; every other
+/// request stays traced, where rrpipe knows what it writes.
+pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: c_ulong) -> c_int {
+    let args = a(&[fd as u64, request as u64, arg as u64]);
+    let r = if request == FICLONE {
+        simple(libc::SYS_ioctl, args)
+    } else {
+        traced(libc::SYS_ioctl, args)
+    };
+    libc_result(r) as c_int
+}
+
+/// fcntl: the descriptor-flag and duplication commands are result-only;
+/// locks and the rest stay traced.
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+    let args = a(&[fd as u64, cmd as u64, arg as u64]);
+    let r = match cmd {
+        libc::F_GETFD
+        | libc::F_SETFD
+        | libc::F_GETFL
+        | libc::F_SETFL
+        | libc::F_DUPFD
+        | libc::F_DUPFD_CLOEXEC => simple(libc::SYS_fcntl, args),
+        _ => traced(libc::SYS_fcntl, args),
+    };
+    libc_result(r) as c_int
+}
+
+pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+    fcntl(fd, cmd, arg)
+}
+
+// --- time and identity ----------------------------------------------------
+
+pub unsafe extern "C" fn clock_gettime(clock: libc::clockid_t, ts: *mut libc::timespec) -> c_int {
+    let args = a(&[clock as u64, ts as u64]);
+    libc_result(fills(libc::SYS_clock_gettime, args, 1, TIMESPEC_SIZE)) as c_int
+}
+
+pub unsafe extern "C" fn __clock_gettime(clock: libc::clockid_t, ts: *mut libc::timespec) -> c_int {
+    clock_gettime(clock, ts)
+}
+
+pub unsafe extern "C" fn gettimeofday(tv: *mut libc::timeval, tz: *mut c_void) -> c_int {
+    let args = a(&[tv as u64, tz as u64]);
+    let r = if tz.is_null() {
+        fills(libc::SYS_gettimeofday, args, 0, 16)
+    } else {
+        traced(libc::SYS_gettimeofday, args)
+    };
+    libc_result(r) as c_int
+}
+
+pub unsafe extern "C" fn time(t: *mut libc::time_t) -> libc::time_t {
+    let r = simple(libc::SYS_time, a(&[0]));
+    if r >= 0 && !t.is_null() {
+        *t = r;
+    }
+    libc_result(r) as libc::time_t
+}
+
+macro_rules! identity {
+    ($($name:ident => $nr:ident),* $(,)?) => {$(
+                pub unsafe extern "C" fn $name() -> c_long {
+            simple(libc::$nr, [0; 6]) as c_long
+        }
+    )*};
+}
+
+identity! {
+    getpid => SYS_getpid,
+    getppid => SYS_getppid,
+    getuid => SYS_getuid,
+    geteuid => SYS_geteuid,
+    getgid => SYS_getgid,
+    getegid => SYS_getegid,
+}

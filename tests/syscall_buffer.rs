@@ -1,0 +1,1 @@
+//! Syscall buffering (issue 5): tests are being written.
