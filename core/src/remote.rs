@@ -9,7 +9,15 @@ use crate::error::{Error, Result};
 use crate::ptrace::{Resume, Stop, Task};
 
 fn expect(task: &Task, want: Stop, what: &str) -> Result<()> {
-    let got = task.wait()?;
+    let mut got = task.wait()?;
+    while got == Stop::Event(libc::PTRACE_EVENT_SECCOMP) {
+        // Recording with syscall buffering: the seccomp filter stops a
+        // syscall made from anywhere but the rrpipe page (the vDSO, before
+        // the page is mapped) after its entry stop, and again when its
+        // number changes at an entry stop.
+        task.resume(Resume::Syscall, 0)?;
+        got = task.wait()?;
+    }
     if got != want {
         return Err(Error::Internal(format!(
             "remote {what} in task {}: expected {want:?}, got {got:?}",

@@ -141,19 +141,32 @@ impl Session {
                     }
                     // A new process has a copy of its parent's buffer (empty:
                     // emptied at the fork's entry) and the thread-local
-                    // pointer to it; a new thread makes its own.
-                    match self.buffers.get(&h.tid).copied() {
-                        Some(buffer) if !thread => {
-                            self.buffers.insert(child, buffer);
-                        }
-                        _ => {
-                            self.buffers.remove(&child);
-                        }
+                    // pointer to it; a new thread makes its own. (A vfork
+                    // child got its parent's at the parent's Blocked event,
+                    // before its own events: it may have exec'd since.)
+                    if !is_vfork(h.syscall, flags) {
+                        self.inherit_buffer(h.tid, child, thread);
                     }
                 }
                 _ => {}
             },
+            EventData::Blocked(_) if h.result > 0 && is_vfork(h.syscall, h.args[0]) => {
+                self.inherit_buffer(h.tid, h.result as i32, false);
+            }
             _ => {}
+        }
+    }
+
+    /// A new task `child` of `parent`: a new process shares or copies its
+    /// parent's syscall buffer; a new thread has none until it makes one.
+    fn inherit_buffer(&mut self, parent: i32, child: i32, thread: bool) {
+        match self.buffers.get(&parent).copied() {
+            Some(buffer) if !thread => {
+                self.buffers.insert(child, buffer);
+            }
+            _ => {
+                self.buffers.remove(&child);
+            }
         }
     }
 
@@ -193,6 +206,11 @@ impl Session {
     pub fn next_event(&self, tid: i32, data: EventData, result: i64) -> Event {
         new_event(self.time + 1, tid, data, result)
     }
+}
+
+/// A vfork, or a clone that works like one (posix_spawn's).
+fn is_vfork(nr: i64, clone_flags: u64) -> bool {
+    nr == libc::SYS_vfork || (nr == libc::SYS_clone && clone_flags & libc::CLONE_VFORK as u64 != 0)
 }
 
 fn ends_or_replaces_the_program(nr: i64) -> bool {

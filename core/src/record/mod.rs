@@ -368,7 +368,10 @@ impl Recorder {
     /// Emits an event of task `tid`, after the syscalls it buffered since
     /// its last one.
     fn emit_flagged(&mut self, tid: i32, data: EventData, result: i64, flags: u32) -> Result<()> {
-        self.flush_buffer(tid)?;
+        if !matches!(data, EventData::Exec(_)) {
+            // (An exec's entry flushed the old image's buffer.)
+            self.flush_buffer(tid)?;
+        }
         let mut event = self.session.next_event(tid, data, result);
         event.header.flags = flags;
         let task = &self.tasks[&tid].task;
