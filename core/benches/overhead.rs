@@ -1,6 +1,7 @@
 //! Overhead benchmark: native, record and replay times of real workloads,
-//! as ratios to the native run measured in the same invocation, plus trace
-//! sizes.
+//! with syscall buffering (the default) and without (`--no-syscall-buffer`),
+//! as ratios to the native run measured in the same invocation, plus the
+//! buffered trace's size.
 //!
 //!     cargo build --release --workspace && cargo bench -p rrpipe
 //!
@@ -243,8 +244,12 @@ fn main() {
 
     println!("rrpipe overhead, median of {runs} runs, everything pinned to CPU {cpu}");
     println!(
-        "{:<28} {:>10} {:>8} {:>8} {:>12} {:>12}",
-        "workload", "native", "record", "replay", "events", "trace*"
+        "{:<28} {:>10} {:>8} {:>8} {:>9} {:>9} {:>12} {:>12}",
+        "", "", "buffered", "", "unbuffered", "", "", ""
+    );
+    println!(
+        "{:<28} {:>10} {:>8} {:>8} {:>9} {:>9} {:>12} {:>12}",
+        "workload", "native", "record", "replay", "record", "replay", "events", "trace*"
     );
     let mut checksum_rows = Vec::new();
     for w in workloads(&scratch) {
@@ -266,6 +271,8 @@ fn main() {
         );
         let mut record = Vec::new();
         let mut replay = Vec::new();
+        let mut record_unbuffered = Vec::new();
+        let mut replay_unbuffered = Vec::new();
         let mut sizes = (0, 0);
         let mut checksummed = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let record_cmd = |trace: &Path, extra: &[&str]| {
@@ -293,6 +300,9 @@ fn main() {
             replay.push(time(replay_cmd(&trace, &[])));
             sizes = dir_size(&trace);
             let _ = std::fs::remove_dir_all(&trace);
+            record_unbuffered.push(time(record_cmd(&trace, &["--no-syscall-buffer"])));
+            replay_unbuffered.push(time(replay_cmd(&trace, &[])));
+            let _ = std::fs::remove_dir_all(&trace);
             if w.checksum {
                 let flag = ["--checksum=on-syscalls"];
                 let (took, stats) = time_with_stats(record_cmd(&trace, &flag));
@@ -310,11 +320,13 @@ fn main() {
         }
         let ratio = |d: Duration| d.as_secs_f64() / native.as_secs_f64();
         println!(
-            "{:<28} {:>8.1}ms {:>7.2}x {:>7.2}x {:>10}KiB {:>10}KiB",
+            "{:<28} {:>8.1}ms {:>7.2}x {:>7.2}x {:>8.2}x {:>8.2}x {:>10}KiB {:>10}KiB",
             w.name,
             native.as_secs_f64() * 1e3,
             ratio(record),
             ratio(replay),
+            ratio(median(record_unbuffered)),
+            ratio(median(replay_unbuffered)),
             sizes.0 / 1024,
             sizes.1 / 1024
         );

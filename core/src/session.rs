@@ -16,23 +16,12 @@ pub struct Session {
     pub time: Time,
     /// The task of the last event.
     pub last_tid: i32,
-    /// Each task's stack pointer after its last event. The task is stopped
-    /// there in both record and replay, in the same state, so both derive
-    /// the same values: what memory digests and snapshots use to leave out
-    /// dead stack (which, below a red zone, may hold signal frames whose
-    /// XSAVE headers differ between the two).
-    last_rsp: std::collections::BTreeMap<i32, u64>,
-    /// Each task's alternate signal stack `[start, end)`, followed through
-    /// its sigaltstack calls, forks (inherited), new threads and execs
-    /// (none): the same events in both sessions.
-    altstacks: std::collections::BTreeMap<i32, (u64, u64)>,
+    /// What each task's memory holds that is not program state.
+    live: Liveness,
     /// Tasks still in the dynamic loader since their exec, with its address
     /// ranges: cpuid traps in them until their first syscall from outside
     /// it (see `cpuid::untrap`).
     cpuid_trapped: std::collections::BTreeMap<i32, Vec<(u64, u64)>>,
-    /// Each task's syscall buffer (see `rrpipe_syscallbuf`), from its
-    /// registration, inherited by forks, gone at exec.
-    buffers: std::collections::BTreeMap<i32, u64>,
 }
 
 impl Session {
@@ -41,10 +30,8 @@ impl Session {
             pipeline,
             time: 0,
             last_tid: 0,
-            last_rsp: Default::default(),
-            altstacks: Default::default(),
+            live: Liveness::default(),
             cpuid_trapped: Default::default(),
-            buffers: Default::default(),
         }
     }
 
@@ -56,19 +43,23 @@ impl Session {
         let exit = matches!(event.data, EventData::Exit(_));
         if let Ok(regs) = task.regs() {
             // Where the task stands after the event (a sigreturn moved it).
-            self.last_rsp.insert(tid, regs.rsp);
+            self.live.last_rsp.insert(tid, regs.rsp);
         }
         self.follow_altstacks(&event, task);
         let header = event.header;
-        let dead = self.dead_memory(None);
-        let sent = self.pipeline.dispatch(event, &TaskMemory { task, dead });
+        // Computed only if a plugin asks for memory.
+        let live = &self.live;
+        let dead = std::cell::LazyCell::new(move || live.dead_memory(None));
+        let sent = self
+            .pipeline
+            .dispatch(event, &TaskMemory { task, dead: &dead });
         // An exited task's stack is no longer its own; but at its exit
         // event, snapshots of its memory still leave its dead stack out.
         if exit {
-            self.last_rsp.remove(&tid);
-            self.altstacks.remove(&tid);
+            self.live.last_rsp.remove(&tid);
+            self.live.altstacks.remove(&tid);
             self.cpuid_trapped.remove(&tid);
-            self.buffers.remove(&tid);
+            self.live.buffers.remove(&tid);
         }
         sent?;
         self.end_cpuid_trapping(&header, task)
@@ -104,13 +95,13 @@ impl Session {
         match &event.data {
             EventData::Exec(info) => {
                 for tid in [h.tid, info.caller_tid] {
-                    self.altstacks.remove(&tid);
-                    self.buffers.remove(&tid);
+                    self.live.altstacks.remove(&tid);
+                    self.live.buffers.remove(&tid);
                 }
             }
             EventData::Syscall(_) if h.result >= 0 => match h.syscall {
                 abi::SYS_REGISTER_BUFFER => {
-                    self.buffers.insert(h.tid, h.args[0]);
+                    self.live.buffers.insert(h.tid, h.args[0]);
                 }
                 libc::SYS_sigaltstack if h.args[0] != 0 => {
                     // stack_t: ss_sp, ss_flags (int, padded), ss_size.
@@ -120,9 +111,11 @@ impl Session {
                     let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
                     let (sp, flags, size) = (word(0), word(8) as i32, word(16));
                     if flags & libc::SS_DISABLE != 0 {
-                        self.altstacks.remove(&h.tid);
+                        self.live.altstacks.remove(&h.tid);
                     } else {
-                        self.altstacks.insert(h.tid, (sp, sp.saturating_add(size)));
+                        self.live
+                            .altstacks
+                            .insert(h.tid, (sp, sp.saturating_add(size)));
                     }
                 }
                 libc::SYS_clone | libc::SYS_fork | libc::SYS_vfork if h.result > 0 => {
@@ -131,12 +124,12 @@ impl Session {
                     let thread = h.syscall == libc::SYS_clone
                         && flags & libc::CLONE_VM as u64 != 0
                         && flags & libc::CLONE_VFORK as u64 == 0;
-                    match self.altstacks.get(&h.tid).copied() {
+                    match self.live.altstacks.get(&h.tid).copied() {
                         Some(range) if !thread => {
-                            self.altstacks.insert(child, range);
+                            self.live.altstacks.insert(child, range);
                         }
                         _ => {
-                            self.altstacks.remove(&child);
+                            self.live.altstacks.remove(&child);
                         }
                     }
                     // A new process has a copy of its parent's buffer (empty:
@@ -160,16 +153,58 @@ impl Session {
     /// A new task `child` of `parent`: a new process shares or copies its
     /// parent's syscall buffer; a new thread has none until it makes one.
     fn inherit_buffer(&mut self, parent: i32, child: i32, thread: bool) {
-        match self.buffers.get(&parent).copied() {
+        match self.live.buffers.get(&parent).copied() {
             Some(buffer) if !thread => {
-                self.buffers.insert(child, buffer);
+                self.live.buffers.insert(child, buffer);
             }
             _ => {
-                self.buffers.remove(&child);
+                self.live.buffers.remove(&child);
             }
         }
     }
 
+    /// The dead memory of every task (see `deadmem`), `now` = (tid, rsp)
+    /// replacing what its last event said.
+    pub fn dead_memory(&self, now: Option<(i32, u64)>) -> DeadMemory {
+        self.live.dead_memory(now)
+    }
+
+    /// Task `tid`'s syscall buffer, if it registered one.
+    pub fn buffer(&self, tid: i32) -> Option<u64> {
+        self.live.buffers.get(&tid).copied()
+    }
+
+    /// The next event of the recording, numbered by the global clock.
+    pub fn next_event(&self, tid: i32, data: EventData, result: i64) -> Event {
+        new_event(self.time + 1, tid, data, result)
+    }
+}
+
+/// A vfork, or a clone that works like one (posix_spawn's).
+fn is_vfork(nr: i64, clone_flags: u64) -> bool {
+    nr == libc::SYS_vfork || (nr == libc::SYS_clone && clone_flags & libc::CLONE_VFORK as u64 != 0)
+}
+
+/// What of the tasks' memory is theirs to compare: stack pointers,
+/// alternate stacks and syscall buffers, followed through the events.
+#[derive(Default)]
+struct Liveness {
+    /// Each task's stack pointer after its last event. The task is stopped
+    /// there in both record and replay, in the same state, so both derive
+    /// the same values: what memory digests and snapshots use to leave out
+    /// dead stack (which, below a red zone, may hold signal frames whose
+    /// XSAVE headers differ between the two).
+    last_rsp: std::collections::BTreeMap<i32, u64>,
+    /// Each task's alternate signal stack `[start, end)`, followed through
+    /// its sigaltstack calls, forks (inherited), new threads and execs
+    /// (none): the same events in both sessions.
+    altstacks: std::collections::BTreeMap<i32, (u64, u64)>,
+    /// Each task's syscall buffer (see `rrpipe_syscallbuf`), from its
+    /// registration, inherited by forks, gone at exec.
+    buffers: std::collections::BTreeMap<i32, u64>,
+}
+
+impl Liveness {
     /// The dead memory of every task (see `deadmem`), `now` = (tid, rsp)
     /// replacing what its last event said.
     pub fn dead_memory(&self, now: Option<(i32, u64)>) -> DeadMemory {
@@ -196,21 +231,6 @@ impl Session {
         );
         dead
     }
-
-    /// Task `tid`'s syscall buffer, if it registered one.
-    pub fn buffer(&self, tid: i32) -> Option<u64> {
-        self.buffers.get(&tid).copied()
-    }
-
-    /// The next event of the recording, numbered by the global clock.
-    pub fn next_event(&self, tid: i32, data: EventData, result: i64) -> Event {
-        new_event(self.time + 1, tid, data, result)
-    }
-}
-
-/// A vfork, or a clone that works like one (posix_spawn's).
-fn is_vfork(nr: i64, clone_flags: u64) -> bool {
-    nr == libc::SYS_vfork || (nr == libc::SYS_clone && clone_flags & libc::CLONE_VFORK as u64 != 0)
 }
 
 fn ends_or_replaces_the_program(nr: i64) -> bool {

@@ -13,8 +13,8 @@ use crate::syscalls;
 /// A stopped task as a source of snapshots.
 pub struct TaskMemory<'a> {
     pub task: &'a Task,
-    /// What to leave out (see `deadmem`).
-    pub dead: DeadMemory,
+    /// What to leave out (see `deadmem`), worked out on first use.
+    pub dead: &'a dyn std::ops::Deref<Target = DeadMemory>,
 }
 
 impl SnapshotSource for TaskMemory<'_> {

@@ -422,7 +422,7 @@ pub unsafe extern "C" fn posix_fadvise64(fd: c_int, off: OffT, len: OffT, advice
 /// ioctl: FICLONE (what `cp` tries first) is result-only; every other
 /// request stays traced, where rrpipe knows what it writes.
 pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: c_ulong) -> c_int {
-    let args = a(&[fd as u64, request as u64, arg as u64]);
+    let args = a(&[fd as u64, request, arg]);
     let r = if request == FICLONE {
         simple(libc::SYS_ioctl, args)
     } else {
@@ -434,7 +434,7 @@ pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: c_ulong) -> c_i
 /// fcntl: the descriptor-flag and duplication commands are result-only;
 /// locks and the rest stay traced.
 pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
-    let args = a(&[fd as u64, cmd as u64, arg as u64]);
+    let args = a(&[fd as u64, cmd as u64, arg]);
     let r = match cmd {
         libc::F_GETFD
         | libc::F_SETFD

@@ -90,7 +90,7 @@ fn mode() -> u32 {
 
 /// This thread's buffer: null before its first buffered call, [`NONE`]
 /// when it has none (rrpipe said no, or the mapping failed).
-const NONE: *mut u8 = 1 as *mut u8;
+const NONE: *mut u8 = ptr::dangling_mut::<u8>();
 
 thread_local! {
     static BUFFER: Cell<*mut u8> = const { Cell::new(ptr::null_mut()) };
