@@ -169,6 +169,14 @@ impl Session {
         self.live.dead_memory(now)
     }
 
+    /// Whether `rsp` is on task `tid`'s syscall-buffer stack: it is in the
+    /// preload library's wrapper code, whose registers differ between
+    /// record and replay (no anchor may be taken there).
+    pub fn in_wrapper(&self, tid: i32, rsp: u64) -> bool {
+        self.buffer(tid)
+            .is_some_and(|b| (b - abi::STACK_SIZE as u64..b).contains(&rsp))
+    }
+
     /// Task `tid`'s syscall buffer, if it registered one.
     pub fn buffer(&self, tid: i32) -> Option<u64> {
         self.live.buffers.get(&tid).copied()

@@ -167,7 +167,12 @@ impl Recorder {
             if anchor::at_syscall(task, regs.rip) {
                 return Ok(None);
             }
-            if let Some(found) = anchor::eligible(task, regs.rip) {
+            let eligible = if self.session.in_wrapper(tid, regs.rsp) {
+                None
+            } else {
+                anchor::eligible(task, regs.rip)
+            };
+            if let Some(found) = eligible {
                 let first_ops = anchor::operand_values(task, &regs, &found);
                 let Some((again, path)) = self.step_back_to(tid, regs.rip, &mut steps)? else {
                     return Ok(None);
