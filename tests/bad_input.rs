@@ -130,7 +130,7 @@ fn unknown_flag_is_a_usage_error() {
 /// Records `/bin/echo hello` into a fresh trace.
 fn echo_trace() -> PathBuf {
     let trace = fresh_trace_path();
-    let r = record(&trace, &["/bin/echo", "hello"], None);
+    let r = record(Buffering::On, &trace, &["/bin/echo", "hello"], None);
     assert_eq!(r.status, 0, "{}", r.describe("record"));
     assert_eq!(r.stdout_str(), "hello\n", "{}", r.describe("record"));
     for f in ["header", "events"] {
@@ -235,11 +235,11 @@ fn future_version_events() {
     assert_one_line_error(&r, BAD_TRACE, &["version", "99"]);
 }
 
-#[test]
-fn unsupported_syscall() {
+both_modes!(unsupported_syscall);
+fn unsupported_syscall(mode: Buffering) {
     let bin = compile_c("unsupported");
     let trace = fresh_trace_path();
-    let rec = record(&trace, &[bin.to_str().unwrap()], None);
+    let rec = record(mode, &trace, &[bin.to_str().unwrap()], None);
     assert_one_line_error(&rec, UNSUPPORTED, &["kexec_file_load"]);
     assert_eq!(
         rec.stdout_str(),

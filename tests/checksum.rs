@@ -9,17 +9,9 @@ mod common;
 
 use common::*;
 
-fn checksummed(argv: &[&str]) {
+fn checksummed(mode: Buffering, argv: &[&str]) {
     let trace = fresh_trace_path();
-    let mut args = vec![
-        "record",
-        "--checksum=on-syscalls",
-        "-o",
-        trace.to_str().unwrap(),
-        "--",
-    ];
-    args.extend_from_slice(argv);
-    let rec = rrpipe_args(&args);
+    let rec = record_with_args(mode, &["--checksum=on-syscalls"], &trace, argv);
     let sums = std::fs::read_to_string(trace.join("checksums")).unwrap_or_default();
     assert!(
         sums.lines().count() > 5,
@@ -40,8 +32,8 @@ fn checksummed(argv: &[&str]) {
     );
 }
 
-#[test]
-fn single_threaded_programs_replay_without_mismatch() {
+both_modes!(single_threaded_programs_replay_without_mismatch);
+fn single_threaded_programs_replay_without_mismatch(mode: Buffering) {
     for name in [
         "read_write",
         "mmap_file",
@@ -51,24 +43,24 @@ fn single_threaded_programs_replay_without_mismatch() {
         "segv",
     ] {
         let bin = compile_c(name);
-        checksummed(&[bin.to_str().unwrap()]);
+        checksummed(mode, &[bin.to_str().unwrap()]);
     }
-    checksummed(&["/bin/ls", "-la", "/usr"]);
+    checksummed(mode, &["/bin/ls", "-la", "/usr"]);
 }
 
-#[test]
-fn processes_and_threads_replay_without_mismatch() {
+both_modes!(processes_and_threads_replay_without_mismatch);
+fn processes_and_threads_replay_without_mismatch(mode: Buffering) {
     for name in ["fork_wait", "vfork_exec", "pthreads_sync", "racy_counter"] {
         let bin = compile_c_threads(name);
-        checksummed(&[bin.to_str().unwrap()]);
+        checksummed(mode, &[bin.to_str().unwrap()]);
     }
 }
 
+both_modes!(signal_programs_replay_without_mismatch);
 /// Signal handlers that return, that longjmp out, on an alternate stack,
 /// at anchors in user code: their frames, written by the kernel with
 /// XSAVE, replay byte for byte.
-#[test]
-fn signal_programs_replay_without_mismatch() {
+fn signal_programs_replay_without_mismatch(mode: Buffering) {
     let mut programs = vec!["setitimer_compute", "sigusr1_self", "sigfpe", "alarm_spin"];
     // Its handler binds a libc function lazily: glibc's trampoline saves
     // registers with XSAVE, whose output (left in dead stack that later
@@ -79,14 +71,14 @@ fn signal_programs_replay_without_mismatch() {
     }
     for name in programs {
         let bin = compile_c(name);
-        checksummed(&[bin.to_str().unwrap()]);
+        checksummed(mode, &[bin.to_str().unwrap()]);
     }
 }
 
 #[test]
 fn replay_asking_for_checksums_of_a_trace_without_them_is_refused() {
     let trace = fresh_trace_path();
-    let rec = record(&trace, &["/bin/echo", "plain"], None);
+    let rec = record(Buffering::On, &trace, &["/bin/echo", "plain"], None);
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     let rep = rrpipe_args(&["replay", "--checksum=on-syscalls", trace.to_str().unwrap()]);
     assert_one_line_error(&rep, 79, &["checksum", "--checksum"]);
@@ -133,8 +125,8 @@ fn create(ctx: &PluginContext) -> Result<Plugin, PluginError> {
 rrpipe_plugin_api::export_plugin!("corrupter", create);
 "#;
 
-#[test]
-fn one_corrupted_byte_is_reported_with_its_time_and_range() {
+both_modes!(one_corrupted_byte_is_reported_with_its_time_and_range);
+fn one_corrupted_byte_is_reported_with_its_time_and_range(mode: Buffering) {
     let bin = compile_c("marker");
     // With ASLR off, a PIE is loaded at 0x555555554000.
     let nm = std::process::Command::new("nm")
@@ -150,14 +142,12 @@ fn one_corrupted_byte_is_reported_with_its_time_and_range() {
     let addr = 0x5555_5555_4000u64 + offset + 100;
 
     let trace = fresh_trace_path();
-    let rec = rrpipe_args(&[
-        "record",
-        "--checksum=on-all-events",
-        "-o",
-        trace.to_str().unwrap(),
-        "--",
-        bin.to_str().unwrap(),
-    ]);
+    let rec = record_with_args(
+        mode,
+        &["--checksum=on-all-events"],
+        &trace,
+        &[bin.to_str().unwrap()],
+    );
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     assert!(
         rec.stdout_str().contains(&format!("{:#x}", addr - 100)),

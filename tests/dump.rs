@@ -5,10 +5,10 @@ mod common;
 
 use common::*;
 
-#[test]
-fn dump_ls_root() {
+both_modes!(dump_ls_root);
+fn dump_ls_root(mode: Buffering) {
     let trace = fresh_trace_path();
-    let rec = record(&trace, &["/usr/bin/ls", "/"], None);
+    let rec = record(mode, &trace, &["/usr/bin/ls", "/"], None);
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     assert!(
         rec.stdout_str().contains("usr\n"),
@@ -55,10 +55,10 @@ fn dump_ls_root() {
     );
 }
 
-#[test]
-fn dump_is_repeatable() {
+both_modes!(dump_is_repeatable);
+fn dump_is_repeatable(mode: Buffering) {
     let trace = fresh_trace_path();
-    let rec = record(&trace, &["/bin/echo", "dump me"], None);
+    let rec = record(mode, &trace, &["/bin/echo", "dump me"], None);
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     let a = dump(&trace);
     let b = dump(&trace);

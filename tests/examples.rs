@@ -68,17 +68,8 @@ fn write_toml(dir: &Path, name: &str, text: &str) -> String {
     path.to_str().unwrap().to_string()
 }
 
-fn record_with(config: &str, trace: &Path, argv: &[&str]) -> Run {
-    let mut args = vec![
-        "--config",
-        config,
-        "record",
-        "-o",
-        trace.to_str().unwrap(),
-        "--",
-    ];
-    args.extend_from_slice(argv);
-    rrpipe_args(&args)
+fn record_with(mode: Buffering, config: &str, trace: &Path, argv: &[&str]) -> Run {
+    record_with_args(mode, &["--config", config], trace, argv)
 }
 
 fn replay_with_config(config: &str, trace: &Path) -> Run {
@@ -141,8 +132,8 @@ fn parse_table(text: &str) -> BTreeMap<(i32, String), u64> {
     rows
 }
 
-#[test]
-fn syscall_count_tables_are_equal_in_record_and_replay() {
+both_modes!(syscall_count_tables_are_equal_in_record_and_replay);
+fn syscall_count_tables_are_equal_in_record_and_replay(mode: Buffering) {
     let work = scratch_dir("syscall-count");
     example_lib_into("librrpipe_syscall_count.so", &work);
     let plugin = |mode: &str, output: &str| {
@@ -157,7 +148,7 @@ fn syscall_count_tables_are_equal_in_record_and_replay() {
 
     let prog = compile_c("fork_wait");
     let trace = fresh_trace_path();
-    let rec = record_with(&rec_cfg, &trace, &[prog.to_str().unwrap()]);
+    let rec = record_with(mode, &rec_cfg, &trace, &[prog.to_str().unwrap()]);
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     assert!(
         rec.stdout_str().contains("ALL OK"),
@@ -225,7 +216,7 @@ fn bad_syscall_count_config_is_one_line() {
          path = \"librrpipe_syscall_count.so\"\n[plugin.config]\noutptu = \"x.txt\"\n",
     );
     let trace = fresh_trace_path();
-    let run = record_with(&cfg, &trace, &["/bin/true"]);
+    let run = record_with(Buffering::On, &cfg, &trace, &["/bin/true"]);
     assert_one_line_error(&run, 79, &["syscall-count", "outptu"]);
 }
 
@@ -275,6 +266,7 @@ fn cores(dir: &Path, what: &str) -> Vec<(u64, i32, String)> {
 /// with the same policy into another directory, and returns the dumps of
 /// both (which must be the same) and the trace.
 fn dumps_in_record_and_replay(
+    mode: Buffering,
     label: &str,
     lib: &str,
     policy_config: &str,
@@ -294,7 +286,7 @@ fn dumps_in_record_and_replay(
         &dumper_config("replay", "dumps-replay", lib, policy_config),
     );
     let trace = fresh_trace_path();
-    let rec = record_with(&rec_cfg, &trace, argv);
+    let rec = record_with(mode, &rec_cfg, &trace, argv);
     assert_eq!(rec.status, status, "{}", rec.describe("record"));
     let rep = replay_with_config(&rep_cfg, &trace);
     assert_replay_matches(&trace, &rec, &rep);
@@ -310,10 +302,11 @@ fn dumps_in_record_and_replay(
     (recorded, trace)
 }
 
-#[test]
-fn big_write_policy_dumps_at_the_big_write_only() {
+both_modes!(big_write_policy_dumps_at_the_big_write_only);
+fn big_write_policy_dumps_at_the_big_write_only(mode: Buffering) {
     let prog = compile_c("big_write");
     let (dumps, trace) = dumps_in_record_and_replay(
+        mode,
         "big-write",
         "libbig_write_policy.so",
         "{ fd = 3, bytes = 1024 }",
@@ -341,10 +334,11 @@ fn big_write_policy_dumps_at_the_big_write_only() {
     );
 }
 
-#[test]
-fn fault_policy_dumps_at_the_segfault() {
+both_modes!(fault_policy_dumps_at_the_segfault);
+fn fault_policy_dumps_at_the_segfault(mode: Buffering) {
     let prog = compile_c("segv");
     let (dumps, trace) = dumps_in_record_and_replay(
+        mode,
         "fault",
         "libfault_policy.so",
         "{}",
@@ -375,7 +369,7 @@ fn policy_library_named_as_a_plugin_is_refused() {
         "mode = \"record\"\n[[plugin]]\nname = \"fault-policy\"\npath = \"libfault_policy.so\"\n",
     );
     let trace = fresh_trace_path();
-    let run = record_with(&cfg, &trace, &["/bin/echo", "never printed"]);
+    let run = record_with(Buffering::On, &cfg, &trace, &["/bin/echo", "never printed"]);
     assert_one_line_error(
         &run,
         79,

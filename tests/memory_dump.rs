@@ -110,21 +110,17 @@ fn gdb_backtrace(program: &Path, core: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
-#[test]
-fn dumps_on_read_and_sigsegv_are_identical_in_record_and_replay_and_open_in_gdb() {
+both_modes!(dumps_on_read_and_sigsegv_are_identical_in_record_and_replay_and_open_in_gdb);
+fn dumps_on_read_and_sigsegv_are_identical_in_record_and_replay_and_open_in_gdb(mode: Buffering) {
     let bin = compile_c("segv");
     let trace = fresh_trace_path();
-    let t = trace.to_str().unwrap();
     let read_nr = "0";
-    let rec = rrpipe_args(&[
-        "record",
-        &format!("--dump_on={read_nr}"),
-        "--dump_on=-11",
-        "-o",
-        t,
-        "--",
-        bin.to_str().unwrap(),
-    ]);
+    let rec = record_with_args(
+        mode,
+        &[&format!("--dump_on={read_nr}"), "--dump_on=-11"],
+        &trace,
+        &[bin.to_str().unwrap()],
+    );
     assert_eq!(rec.status, 128 + 11, "{}", rec.describe("record"));
     let recorded = dumps(&trace.join("dumps"));
     let causes: Vec<String> = recorded.keys().map(|n| parse_name(n).2).collect();
@@ -177,11 +173,11 @@ fn dumps_on_read_and_sigsegv_are_identical_in_record_and_replay_and_open_in_gdb(
     }
 }
 
-#[test]
-fn dump_at_dumps_exactly_once_at_that_time() {
+both_modes!(dump_at_dumps_exactly_once_at_that_time);
+fn dump_at_dumps_exactly_once_at_that_time(mode: Buffering) {
     let bin = compile_c_threads("fork_wait");
     let trace = fresh_trace_path();
-    let rec = record(&trace, &[bin.to_str().unwrap()], None);
+    let rec = record(mode, &trace, &[bin.to_str().unwrap()], None);
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     // A time late in the run, when the child may be the one running.
     let d = dump(&trace);
@@ -193,15 +189,12 @@ fn dump_at_dumps_exactly_once_at_that_time() {
     let at = events * 2 / 3;
 
     let trace2 = fresh_trace_path();
-    let t2 = trace2.to_str().unwrap();
-    let rec2 = rrpipe_args(&[
-        "record",
-        &format!("--dump_at={at}"),
-        "-o",
-        t2,
-        "--",
-        bin.to_str().unwrap(),
-    ]);
+    let rec2 = record_with_args(
+        mode,
+        &[&format!("--dump_at={at}")],
+        &trace2,
+        &[bin.to_str().unwrap()],
+    );
     assert_eq!(rec2.status, 0, "{}", rec2.describe("record"));
     let recorded = dumps(&trace2.join("dumps"));
     assert_eq!(recorded.len(), 1, "{:?}", recorded.keys());

@@ -79,20 +79,18 @@ fn config(mode: &str, extra: &str, config: &str) -> PathBuf {
     path
 }
 
-/// `rrpipe --config CONFIG record -o TRACE -- ARGV...`; also returns the
-/// processes rrpipe left behind and how long it took.
-fn record_with(config: &Path, trace: &Path, argv: &[&str]) -> (Run, Vec<libc::pid_t>, Duration) {
-    let mut cmd = rrpipe();
+/// `rrpipe record [MODE FLAGS] --config CONFIG -o TRACE -- ARGV...`; also
+/// returns the processes rrpipe left behind and how long it took.
+fn record_with(
+    mode: Buffering,
+    config: &Path,
+    trace: &Path,
+    argv: &[&str],
+) -> (Run, Vec<libc::pid_t>, Duration) {
+    let mut cmd = record_cmd(mode, &["--config", config.to_str().unwrap()], trace, argv);
     // Cargo's long LD_LIBRARY_PATH would make the dynamic loader's search
     // take hundreds of events; the counts below assume a plain start-up.
     cmd.env_remove("LD_LIBRARY_PATH");
-    cmd.arg("--config")
-        .arg(config)
-        .arg("record")
-        .arg("-o")
-        .arg(trace)
-        .arg("--")
-        .args(argv);
     let start = Instant::now();
     let (run, left) = run_with_leftovers(cmd, None);
     (run, left, start.elapsed())
@@ -142,13 +140,13 @@ fn assert_complete_trace_replays(trace: &Path, rec: &Run) {
     assert_eq!(rep.stdout, rec.stdout, "{what}");
 }
 
-#[test]
-fn a_plugin_panicking_on_its_tenth_event_is_disabled_and_recording_completes() {
+both_modes!(a_plugin_panicking_on_its_tenth_event_is_disabled_and_recording_completes);
+fn a_plugin_panicking_on_its_tenth_event_is_disabled_and_recording_completes(mode: Buffering) {
     let bin = compile_c("read_write");
     let argv = [bin.to_str().unwrap()];
     let nat = native(&argv, None);
     let trace = fresh_trace_path();
-    let (rec, left, _) = record_with(&config("record", "", ""), &trace, &argv);
+    let (rec, left, _) = record_with(mode, &config("record", "", ""), &trace, &argv);
     assert!(left.is_empty(), "processes left: {left:?}");
     assert_eq!(rec.status, nat.status, "{}", rec.describe("record"));
     assert_eq!(rec.stdout, nat.stdout, "{}", rec.describe("record"));
@@ -161,11 +159,11 @@ fn a_plugin_panicking_on_its_tenth_event_is_disabled_and_recording_completes() {
     assert_complete_trace_replays(&trace, &rec);
 }
 
-#[test]
-fn a_plugin_panicking_in_its_selector_is_disabled_and_recording_completes() {
+both_modes!(a_plugin_panicking_in_its_selector_is_disabled_and_recording_completes);
+fn a_plugin_panicking_in_its_selector_is_disabled_and_recording_completes(mode: Buffering) {
     let trace = fresh_trace_path();
     let cfg = config("record", "", "in_selector = true");
-    let (rec, left, _) = record_with(&cfg, &trace, &["/bin/echo", "still here"]);
+    let (rec, left, _) = record_with(mode, &cfg, &trace, &["/bin/echo", "still here"]);
     assert!(left.is_empty(), "processes left: {left:?}");
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     assert_eq!(rec.stdout_str(), "still here\n");
@@ -177,10 +175,10 @@ fn a_plugin_panicking_in_its_selector_is_disabled_and_recording_completes() {
     assert_complete_trace_replays(&trace, &rec);
 }
 
-#[test]
-fn a_plugin_panicking_in_replay_is_disabled_and_replay_completes() {
+both_modes!(a_plugin_panicking_in_replay_is_disabled_and_replay_completes);
+fn a_plugin_panicking_in_replay_is_disabled_and_replay_completes(mode: Buffering) {
     let trace = fresh_trace_path();
-    let rec = record(&trace, &["/bin/ls", "-la", "/usr"], None);
+    let rec = record(mode, &trace, &["/bin/ls", "-la", "/usr"], None);
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     let cfg = config("replay", "", "");
     let rep = rrpipe_args(&[
@@ -200,13 +198,13 @@ fn a_plugin_panicking_in_replay_is_disabled_and_replay_completes() {
     assert_reported_once(&rep, "replay", "panicked: boom on my event number 10");
 }
 
-#[test]
-fn a_required_plugin_panicking_stops_recording_cleanly() {
+both_modes!(a_required_plugin_panicking_stops_recording_cleanly);
+fn a_required_plugin_panicking_stops_recording_cleanly(mode: Buffering) {
     let bin = compile_c("sigint_loop");
     let trace = fresh_trace_path();
     // Past the program's first line (its pid), into its 20-second loop.
     let cfg = config("record", "required = true", "at = 200");
-    let (rec, left, took) = record_with(&cfg, &trace, &[bin.to_str().unwrap()]);
+    let (rec, left, took) = record_with(mode, &cfg, &trace, &[bin.to_str().unwrap()]);
     let what = rec.describe("record");
     assert_eq!(rec.status, 79, "{what}");
     let stderr = rec.stderr_str();

@@ -6,8 +6,6 @@
 //!
 //! Where the output does not depend on pids, time or scheduling, the
 //! recording is also compared with a native run.
-//!
-//! Not registered in core/Cargo.toml until the feature lands.
 
 mod common;
 
@@ -18,12 +16,12 @@ use common::*;
 /// Records, replays and times a C program from tests/c that checks itself
 /// (exit 0, no "FAIL" line, "ALL OK"), and compares the recording with a
 /// native run when `deterministic`.
-fn self_checking(name: &str, args: &[&str], deterministic: bool) -> Recorded {
+fn self_checking(mode: Buffering, name: &str, args: &[&str], deterministic: bool) -> Recorded {
     let _serial = serial();
     let bin = compile_c_threads(name);
     let mut argv = vec![bin.to_str().unwrap()];
     argv.extend_from_slice(args);
-    let (r, nat) = assert_replays_identically_within(&argv, None);
+    let (r, nat) = assert_replays_identically_within(mode, &argv, None);
     r.assert_status(0);
     r.assert_self_checks_pass();
     r.assert_stdout_contains("ALL OK\n");
@@ -33,8 +31,8 @@ fn self_checking(name: &str, args: &[&str], deterministic: bool) -> Recorded {
     r
 }
 
-#[test]
-fn sh_pipeline_and_pid() {
+both_modes!(sh_pipeline_and_pid);
+fn sh_pipeline_and_pid(mode: Buffering) {
     let _serial = serial();
     let dir = scratch_dir("sh-ls");
     for name in ["a", "b", "c", "d", "e"] {
@@ -42,13 +40,8 @@ fn sh_pipeline_and_pid() {
     }
     let argv = ["/bin/sh", "-c", "ls | wc -l; echo $$"];
     let trace = fresh_trace_path();
-    let mut cmd = rrpipe();
-    cmd.current_dir(&dir)
-        .arg("record")
-        .arg("-o")
-        .arg(&trace)
-        .arg("--")
-        .args(argv);
+    let mut cmd = record_cmd(mode, &[], &trace, &argv);
+    cmd.current_dir(&dir);
     let rec = run(cmd, None);
     let mut nat_cmd = std::process::Command::new(argv[0]);
     nat_cmd.args(&argv[1..]).current_dir(&dir);
@@ -57,6 +50,7 @@ fn sh_pipeline_and_pid() {
     let (rep, replay_time) = replay_timed(&trace);
     assert_replay_matches(&trace, &rec, &rep);
     let r = Recorded {
+        mode,
         trace,
         record: rec,
         replay: rep,
@@ -98,21 +92,21 @@ fn without_dir(out: &str, dir: &Path) -> String {
 
 const BUILD_OUTPUTS: [&str; 4] = ["app", "main.o", "calc.o", "text.o"];
 
-#[test]
-fn make_builds_a_small_c_project() {
+both_modes!(make_builds_a_small_c_project);
+fn make_builds_a_small_c_project(mode: Buffering) {
     let _serial = serial();
     let dir = make_project_copy("make-rec");
     let trace = fresh_trace_path();
     // A make that runs under cargo must not join cargo's jobserver.
-    let mut cmd = rrpipe();
+    let mut cmd = record_cmd(
+        mode,
+        &[],
+        &trace,
+        &["/usr/bin/make", "-C", dir.to_str().unwrap()],
+    );
     for v in ["MAKEFLAGS", "MFLAGS", "MAKELEVEL", "CARGO_MAKEFLAGS"] {
         cmd.env_remove(v);
     }
-    cmd.arg("record").arg("-o").arg(&trace).arg("--").args([
-        "/usr/bin/make",
-        "-C",
-        dir.to_str().unwrap(),
-    ]);
     let rec = run(cmd, None);
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     for f in BUILD_OUTPUTS {
@@ -146,6 +140,7 @@ fn make_builds_a_small_c_project() {
         );
     }
     let r = Recorded {
+        mode,
         trace,
         record: rec,
         replay: rep,
@@ -162,70 +157,69 @@ fn make_builds_a_small_c_project() {
     assert_replay_within(native_time, replay_time);
 }
 
-#[test]
-fn fork_wait() {
-    let r = self_checking("fork_wait", &[], true);
+both_modes!(fork_wait);
+fn fork_wait(mode: Buffering) {
+    let r = self_checking(mode, "fork_wait", &[], true);
     r.assert_stdout_contains("child 0: getppid()==parent: yes, getpid()!=parent: yes\n");
     r.assert_stdout_contains("child 5: exited=1 code=14 (expected 14)\n");
     r.assert_stdout_contains("victim: signaled=1 sig=15\n");
 }
 
-#[test]
-fn vfork_exec() {
-    let r = self_checking("vfork_exec", &[], true);
+both_modes!(vfork_exec);
+fn vfork_exec(mode: Buffering) {
+    let r = self_checking(mode, "vfork_exec", &[], true);
     r.assert_stdout_contains("hello from /bin/echo after vfork\n");
     r.assert_stdout_contains("store by the vfork child seen by the parent: 42\n");
 }
 
-#[test]
-fn posix_spawn() {
-    let r = self_checking("posix_spawn", &[], true);
+both_modes!(posix_spawn);
+fn posix_spawn(mode: Buffering) {
+    let r = self_checking(mode, "posix_spawn", &[], true);
     r.assert_stdout_contains("hello from posix_spawn\nspawned echo: exited=1 code=0\n");
     r.assert_stdout_contains("parent read 15 bytes: through a pipe\n");
 }
 
-#[test]
-fn zombie_reaped_later() {
-    let r = self_checking("zombie_reaped_later", &[], true);
+both_modes!(zombie_reaped_later);
+fn zombie_reaped_later(mode: Buffering) {
+    let r = self_checking(mode, "zombie_reaped_later", &[], true);
     r.assert_stdout_contains("child state before reaping: Z\n");
     r.assert_stdout_contains("SIGCHLD handled: 1, nanosleep interrupted: yes\n");
     r.assert_stdout_contains("waitpid -> child: yes, exited=1 code=5\n");
 }
 
-#[test]
-fn pipe_between_processes() {
-    let r = self_checking("pipe_between_processes", &[], true);
+both_modes!(pipe_between_processes);
+fn pipe_between_processes(mode: Buffering) {
+    let r = self_checking(mode, "pipe_between_processes", &[], true);
     r.assert_stdout_contains("read 65536 bytes, fnv1a ");
 }
 
-#[test]
-fn epoll_socketpair() {
-    let r = self_checking("epoll_socketpair", &[], true);
+both_modes!(epoll_socketpair);
+fn epoll_socketpair(mode: Buffering) {
+    let r = self_checking(mode, "epoll_socketpair", &[], true);
     r.assert_stdout_contains("process: 20/20 replies correct\n");
     r.assert_stdout_contains("thread: 20/20 replies correct\n");
     r.assert_stdout_contains("EPOLLRDHUP: yes\n");
 }
 
-#[test]
-fn unsupported_syscall_in_forked_child() {
+both_modes!(unsupported_syscall_in_forked_child);
+fn unsupported_syscall_in_forked_child(mode: Buffering) {
     let _serial = serial();
     let bin = compile_c_threads("unsupported_in_child");
     assert_unsupported_syscall_stops(
+        mode,
         &bin,
         "parent: before fork\nchild: before the unsupported syscall\n",
         "the child must be stopped before the syscall runs, the parent before it reaps it",
     );
 }
 
-#[test]
-fn wait_keeps_recording_processes_that_outlive_the_first() {
+both_modes!(wait_keeps_recording_processes_that_outlive_the_first);
+fn wait_keeps_recording_processes_that_outlive_the_first(mode: Buffering) {
     let bin = compile_c("outlive_parent");
     let argv = [bin.to_str().unwrap()];
 
     let trace = fresh_trace_path();
-    let mut args = vec!["record", "--wait", "-o", trace.to_str().unwrap(), "--"];
-    args.extend_from_slice(&argv);
-    let rec = rrpipe_args(&args);
+    let rec = record_with_args(mode, &["--wait"], &trace, &argv);
     assert_eq!(rec.status, 7, "{}", rec.describe("record --wait"));
     assert_eq!(
         rec.stdout_str(),
@@ -238,7 +232,7 @@ fn wait_keeps_recording_processes_that_outlive_the_first() {
 
     // Without --wait the recording ends with the first process.
     let trace = fresh_trace_path();
-    let rec = record(&trace, &argv, None);
+    let rec = record(mode, &trace, &argv, None);
     assert_eq!(rec.status, 7, "{}", rec.describe("record"));
     assert_eq!(
         rec.stdout_str(),
@@ -250,11 +244,11 @@ fn wait_keeps_recording_processes_that_outlive_the_first() {
     assert_replay_matches(&trace, &rec, &rep);
 }
 
-#[test]
-fn sched_getaffinity_reports_the_native_cpus() {
+both_modes!(sched_getaffinity_reports_the_native_cpus);
+fn sched_getaffinity_reports_the_native_cpus(mode: Buffering) {
     // rrpipe pins the program to one CPU; the program must not notice.
     let native = native(&["/usr/bin/nproc"], None);
-    let r = assert_replays_identically(&["/usr/bin/nproc"], None);
+    let r = assert_replays_identically(mode, &["/usr/bin/nproc"], None);
     r.assert_status(0);
     assert_eq!(
         r.record.stdout_str(),

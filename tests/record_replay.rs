@@ -12,24 +12,24 @@ use common::*;
 
 /// Records and replays a C test program that checks itself: exit 0, no
 /// "FAIL" line, "ALL OK" printed.
-fn self_checking(name: &str, args: &[&str]) -> Recorded {
+fn self_checking(mode: Buffering, name: &str, args: &[&str]) -> Recorded {
     let bin = compile_c(name);
     let mut argv = vec![bin.to_str().unwrap()];
     argv.extend_from_slice(args);
-    let r = assert_replays_identically(&argv, None);
+    let r = assert_replays_identically(mode, &argv, None);
     r.assert_status(0);
     r.assert_self_checks_pass();
     r.assert_stdout_contains("ALL OK\n");
     r
 }
 
-#[test]
-fn read_write() {
+both_modes!(read_write);
+fn read_write(mode: Buffering) {
     let bin = compile_c("read_write");
     let dir = scratch_dir("rw");
     let argv = [bin.to_str().unwrap(), dir.to_str().unwrap()];
     let trace = fresh_trace_path();
-    let rec = record(&trace, &argv, None);
+    let rec = record(mode, &trace, &argv, None);
     // A file where the program creates, truncates, writes and finally
     // deletes its own: replay must not touch it.
     let sentinel = dir.join("data.bin");
@@ -42,6 +42,7 @@ fn read_write() {
         "replay re-performed the program's file operations"
     );
     let r = Recorded {
+        mode,
         trace,
         record: rec,
         replay: rep,
@@ -55,15 +56,15 @@ fn read_write() {
     r.assert_record_matches_native(&native, true);
 }
 
-#[test]
-fn read_write_in_mkdtemp_dir() {
-    self_checking("read_write", &[]);
+both_modes!(read_write_in_mkdtemp_dir);
+fn read_write_in_mkdtemp_dir(mode: Buffering) {
+    self_checking(mode, "read_write", &[]);
 }
 
-#[test]
-fn open_stat() {
+both_modes!(open_stat);
+fn open_stat(mode: Buffering) {
     let dir = scratch_dir("stat");
-    let r = self_checking("open_stat", &[dir.to_str().unwrap()]);
+    let r = self_checking(mode, "open_stat", &[dir.to_str().unwrap()]);
     r.assert_stdout_contains("entries: 5\n");
     for name in [
         "alpha.txt",
@@ -76,46 +77,46 @@ fn open_stat() {
     }
 }
 
-#[test]
-fn mmap_file() {
+both_modes!(mmap_file);
+fn mmap_file(mode: Buffering) {
     let dir = scratch_dir("mmap");
-    let r = self_checking("mmap_file", &[dir.to_str().unwrap()]);
+    let r = self_checking(mode, "mmap_file", &[dir.to_str().unwrap()]);
     r.assert_stdout_contains("private mapping at ");
     r.assert_stdout_contains("shared mapping at ");
 }
 
-#[test]
-fn mmap_anon() {
-    self_checking("mmap_anon", &[]);
+both_modes!(mmap_anon);
+fn mmap_anon(mode: Buffering) {
+    self_checking(mode, "mmap_anon", &[]);
 }
 
-#[test]
-fn mprotect_munmap_mremap() {
-    let r = self_checking("mprotect_munmap_mremap", &[]);
+both_modes!(mprotect_munmap_mremap);
+fn mprotect_munmap_mremap(mode: Buffering) {
+    let r = self_checking(mode, "mprotect_munmap_mremap", &[]);
     r.assert_stdout_contains("(moved: yes)");
 }
 
-#[test]
-fn brk_malloc() {
-    self_checking("brk_malloc", &[]);
+both_modes!(brk_malloc);
+fn brk_malloc(mode: Buffering) {
+    self_checking(mode, "brk_malloc", &[]);
 }
 
-#[test]
-fn vdso_time() {
-    let r = self_checking("vdso_time", &[]);
+both_modes!(vdso_time);
+fn vdso_time(mode: Buffering) {
+    let r = self_checking(mode, "vdso_time", &[]);
     r.assert_stdout_contains("round 2 gettimeofday: 0 ");
 }
 
-#[test]
-fn rdtsc() {
-    let r = self_checking("rdtsc", &[]);
+both_modes!(rdtsc);
+fn rdtsc(mode: Buffering) {
+    let r = self_checking(mode, "rdtsc", &[]);
     r.assert_stdout_contains("tsc[7] = ");
 }
 
-#[test]
-fn cpuid_is_trapped_while_the_program_starts() {
+both_modes!(cpuid_is_trapped_while_the_program_starts);
+fn cpuid_is_trapped_while_the_program_starts(mode: Buffering) {
     let bin = compile_c("cpuid");
-    let r = assert_replays_identically(&[bin.to_str().unwrap()], None);
+    let r = assert_replays_identically(mode, &[bin.to_str().unwrap()], None);
     let native = native(&[bin.to_str().unwrap()], None);
     let line = |out: &str, prefix: &str| {
         out.lines()
@@ -137,17 +138,17 @@ fn cpuid_is_trapped_while_the_program_starts() {
     }
 }
 
-#[test]
-fn getrandom() {
-    let r = self_checking("getrandom", &[]);
+both_modes!(getrandom);
+fn getrandom(mode: Buffering) {
+    let r = self_checking(mode, "getrandom", &[]);
     r.assert_stdout_contains("getrandom -> 32\n");
     r.assert_stdout_contains("read /dev/urandom -> 32\n");
     r.assert_stdout_contains("AT_RANDOM:");
 }
 
-#[test]
-fn uname() {
-    let r = self_checking("uname", &[]);
+both_modes!(uname);
+fn uname(mode: Buffering) {
+    let r = self_checking(mode, "uname", &[]);
     // The utsname fields do not change between runs on one machine.
     let bin = compile_c("uname");
     let native = native(&[bin.to_str().unwrap()], None);
@@ -171,9 +172,9 @@ fn uname() {
     );
 }
 
-#[test]
-fn winsize() {
-    let r = self_checking("winsize", &[]);
+both_modes!(winsize);
+fn winsize(mode: Buffering) {
+    let r = self_checking(mode, "winsize", &[]);
     // stdin is /dev/null, stdout and stderr pipes: ENOTTY everywhere, as natively.
     r.assert_stdout_contains("fd 1: TIOCGWINSZ -> -1 errno=25");
     let bin = compile_c("winsize");
@@ -181,10 +182,10 @@ fn winsize() {
     r.assert_record_matches_native(&native, true);
 }
 
-#[test]
-fn exit_code() {
+both_modes!(exit_code);
+fn exit_code(mode: Buffering) {
     let bin = compile_c("exit_code");
-    let r = assert_replays_identically(&[bin.to_str().unwrap()], None);
+    let r = assert_replays_identically(mode, &[bin.to_str().unwrap()], None);
     r.assert_status(42);
     assert_eq!(r.record.stdout_str(), "about to exit with 42\n");
     assert_eq!(r.record.stderr_str(), "a line on stderr\n");
@@ -192,10 +193,10 @@ fn exit_code() {
     r.assert_record_matches_native(&native, true);
 }
 
-#[test]
-fn segv() {
+both_modes!(segv);
+fn segv(mode: Buffering) {
     let bin = compile_c("segv");
-    let r = assert_replays_identically(&[bin.to_str().unwrap()], None);
+    let r = assert_replays_identically(mode, &[bin.to_str().unwrap()], None);
     r.assert_status(128 + libc::SIGSEGV);
     assert_eq!(r.replay.status, 128 + libc::SIGSEGV, "{}", r.describe());
     assert_eq!(
@@ -208,8 +209,8 @@ fn segv() {
     r.assert_record_matches_native(&native, false);
 }
 
-#[test]
-fn stdin_echo() {
+both_modes!(stdin_echo);
+fn stdin_echo(mode: Buffering) {
     let bin = compile_c("stdin_echo");
     // More than a pipe buffer, so that the program reads several times.
     let mut input = Vec::new();
@@ -217,7 +218,7 @@ fn stdin_echo() {
         input.extend_from_slice(format!("line {i}: the quick brown fox\n").as_bytes());
     }
     input.extend_from_slice(b"\x00\x01\xffbinary tail");
-    let r = assert_replays_identically(&[bin.to_str().unwrap()], Some(&input));
+    let r = assert_replays_identically(mode, &[bin.to_str().unwrap()], Some(&input));
     r.assert_status(0);
     r.assert_stdout_contains(&format!("length: {}\n", input.len()));
     r.assert_stdout_contains("LINE 3999: THE QUICK BROWN FOX\n");
@@ -225,21 +226,21 @@ fn stdin_echo() {
     r.assert_record_matches_native(&native, true);
 }
 
-#[test]
-fn stdin_echo_empty() {
+both_modes!(stdin_echo_empty);
+fn stdin_echo_empty(mode: Buffering) {
     let bin = compile_c("stdin_echo");
-    let r = assert_replays_identically(&[bin.to_str().unwrap()], Some(b""));
+    let r = assert_replays_identically(mode, &[bin.to_str().unwrap()], Some(b""));
     r.assert_status(0);
     r.assert_stdout_contains("length: 0\n");
 }
 
-#[test]
-fn getdents_many() {
+both_modes!(getdents_many);
+fn getdents_many(mode: Buffering) {
     let bin = compile_c("getdents_many");
     let dir = scratch_dir("dents");
     let argv = [bin.to_str().unwrap(), dir.to_str().unwrap()];
     let trace = fresh_trace_path();
-    let rec = record(&trace, &argv, None);
+    let rec = record(mode, &trace, &argv, None);
     // Replay must neither create the 300 files nor delete what is there.
     std::fs::write(dir.join("file-with-a-longish-name-007.txt"), "sentinel").unwrap();
     let rep = replay(&trace);
@@ -254,6 +255,7 @@ fn getdents_many() {
         "replay re-performed the program's file operations"
     );
     let r = Recorded {
+        mode,
         trace,
         record: rec,
         replay: rep,
@@ -268,42 +270,43 @@ fn getdents_many() {
     r.assert_record_matches_native(&native, true);
 }
 
-#[test]
-fn pid_ids() {
-    let r = self_checking("pid_ids", &[]);
+both_modes!(pid_ids);
+fn pid_ids(mode: Buffering) {
+    let r = self_checking(mode, "pid_ids", &[]);
     r.assert_stdout_contains("cwd: /");
     r.assert_stdout_contains("getrlimit NOFILE -> 0 cur=");
 }
 
-#[test]
-fn unsupported() {
+both_modes!(unsupported);
+fn unsupported(mode: Buffering) {
     let bin = compile_c("unsupported");
     assert_unsupported_syscall_stops(
+        mode,
         &bin,
         "before the unsupported syscall\n",
         "the program must be stopped before the syscall runs",
     );
 }
 
-#[test]
-fn echo_hello() {
-    let r = assert_replays_identically(&["/bin/echo", "hello"], None);
+both_modes!(echo_hello);
+fn echo_hello(mode: Buffering) {
+    let r = assert_replays_identically(mode, &["/bin/echo", "hello"], None);
     r.assert_status(0);
     assert_eq!(r.record.stdout_str(), "hello\n");
     assert_eq!(r.record.stderr_str(), "");
 }
 
-#[test]
-fn ls_la_usr_bin() {
-    let r = assert_replays_identically(&["/usr/bin/ls", "-la", "/usr/bin"], None);
+both_modes!(ls_la_usr_bin);
+fn ls_la_usr_bin(mode: Buffering) {
+    let r = assert_replays_identically(mode, &["/usr/bin/ls", "-la", "/usr/bin"], None);
     r.assert_status(0);
     r.assert_stdout_contains(" ls\n");
     let native = native(&["/usr/bin/ls", "-la", "/usr/bin"], None);
     r.assert_record_matches_native(&native, true);
 }
 
-#[test]
-fn cat_file() {
+both_modes!(cat_file);
+fn cat_file(mode: Buffering) {
     let dir = scratch_dir("cat");
     let file = dir.join("input.txt");
     let mut text = String::new();
@@ -311,22 +314,23 @@ fn cat_file() {
         text.push_str(&format!("{i:05} some text to cat\n"));
     }
     std::fs::write(&file, &text).unwrap();
-    let r = assert_replays_identically(&["/usr/bin/cat", file.to_str().unwrap()], None);
+    let r = assert_replays_identically(mode, &["/usr/bin/cat", file.to_str().unwrap()], None);
     r.assert_status(0);
     assert!(r.record.stdout == text.as_bytes(), "{}", r.describe());
 }
 
-#[test]
-fn date_through_path() {
+both_modes!(date_through_path);
+fn date_through_path(mode: Buffering) {
     // A bare name: rrpipe looks the program up in PATH.
-    let r = assert_replays_identically(&["date"], None);
+    let r = assert_replays_identically(mode, &["date"], None);
     r.assert_status(0);
     assert!(!r.record.stdout.is_empty(), "{}", r.describe());
 }
 
-#[test]
-fn python_random_time_urandom() {
+both_modes!(python_random_time_urandom);
+fn python_random_time_urandom(mode: Buffering) {
     let r = assert_replays_identically(
+        mode,
         &[
             "/usr/bin/python3",
             "-c",

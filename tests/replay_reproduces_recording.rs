@@ -8,10 +8,15 @@ use std::time::Duration;
 
 use common::*;
 
-#[test]
-fn date_replays_the_recorded_time() {
+both_modes!(date_replays_the_recorded_time);
+fn date_replays_the_recorded_time(mode: Buffering) {
     let trace = fresh_trace_path();
-    let rec = record(&trace, &["/usr/bin/date", "+%Y-%m-%d %H:%M:%S.%N"], None);
+    let rec = record(
+        mode,
+        &trace,
+        &["/usr/bin/date", "+%Y-%m-%d %H:%M:%S.%N"],
+        None,
+    );
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     std::thread::sleep(Duration::from_millis(1100));
     let rep = replay(&trace);
@@ -21,13 +26,13 @@ fn date_replays_the_recorded_time() {
     assert_replay_matches(&trace, &rec, &again);
 }
 
-#[test]
-fn cat_replays_old_contents_after_the_file_changed() {
+both_modes!(cat_replays_old_contents_after_the_file_changed);
+fn cat_replays_old_contents_after_the_file_changed(mode: Buffering) {
     let dir = scratch_dir("cat-changed");
     let f = dir.join("f");
     std::fs::write(&f, "old contents\n").unwrap();
     let trace = fresh_trace_path();
-    let rec = record(&trace, &["/usr/bin/cat", f.to_str().unwrap()], None);
+    let rec = record(mode, &trace, &["/usr/bin/cat", f.to_str().unwrap()], None);
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     assert_eq!(
         rec.stdout_str(),
@@ -45,13 +50,13 @@ fn cat_replays_old_contents_after_the_file_changed() {
     );
 }
 
-#[test]
-fn cat_replays_after_the_file_was_deleted() {
+both_modes!(cat_replays_after_the_file_was_deleted);
+fn cat_replays_after_the_file_was_deleted(mode: Buffering) {
     let dir = scratch_dir("cat-deleted");
     let f = dir.join("f");
     std::fs::write(&f, "soon gone\n").unwrap();
     let trace = fresh_trace_path();
-    let rec = record(&trace, &["/usr/bin/cat", f.to_str().unwrap()], None);
+    let rec = record(mode, &trace, &["/usr/bin/cat", f.to_str().unwrap()], None);
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     std::fs::remove_file(&f).unwrap();
     let rep = replay(&trace);
@@ -59,8 +64,8 @@ fn cat_replays_after_the_file_was_deleted() {
     assert!(!f.exists(), "replay must not create the file");
 }
 
-#[test]
-fn cp_is_not_performed_again_by_replay() {
+both_modes!(cp_is_not_performed_again_by_replay);
+fn cp_is_not_performed_again_by_replay(mode: Buffering) {
     let dir = scratch_dir("cp");
     let a = dir.join("a");
     let b = dir.join("b");
@@ -68,6 +73,7 @@ fn cp_is_not_performed_again_by_replay() {
     std::fs::write(&a, &content).unwrap();
     let trace = fresh_trace_path();
     let rec = record(
+        mode,
         &trace,
         &["/usr/bin/cp", a.to_str().unwrap(), b.to_str().unwrap()],
         None,
@@ -85,13 +91,18 @@ fn cp_is_not_performed_again_by_replay() {
     assert_eq!(std::fs::read_to_string(&a).unwrap(), content);
 }
 
-#[test]
-fn rm_is_not_performed_again_by_replay() {
+both_modes!(rm_is_not_performed_again_by_replay);
+fn rm_is_not_performed_again_by_replay(mode: Buffering) {
     let dir = scratch_dir("rm");
     let victim = dir.join("victim");
     std::fs::write(&victim, "x").unwrap();
     let trace = fresh_trace_path();
-    let rec = record(&trace, &["/usr/bin/rm", victim.to_str().unwrap()], None);
+    let rec = record(
+        mode,
+        &trace,
+        &["/usr/bin/rm", victim.to_str().unwrap()],
+        None,
+    );
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     assert!(!victim.exists(), "rm under recording must remove");
     std::fs::write(&victim, "back again").unwrap();
@@ -104,13 +115,13 @@ fn rm_is_not_performed_again_by_replay() {
     );
 }
 
-#[test]
-fn replay_works_after_the_binary_is_deleted() {
+both_modes!(replay_works_after_the_binary_is_deleted);
+fn replay_works_after_the_binary_is_deleted(mode: Buffering) {
     let dir = scratch_dir("deleted-binary");
     let bin = dir.join("mmap_anon_copy");
     compile_c_to("mmap_anon", &bin);
     let trace = fresh_trace_path();
-    let rec = record(&trace, &[bin.to_str().unwrap()], None);
+    let rec = record(mode, &trace, &[bin.to_str().unwrap()], None);
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     assert!(
         rec.stdout_str().contains("ALL OK\n"),
@@ -122,14 +133,14 @@ fn replay_works_after_the_binary_is_deleted() {
     assert_replay_matches(&trace, &rec, &rep);
 }
 
-#[test]
-fn replay_works_after_the_binary_is_replaced() {
+both_modes!(replay_works_after_the_binary_is_replaced);
+fn replay_works_after_the_binary_is_replaced(mode: Buffering) {
     // Same path, different program: replay must use the recorded one.
     let dir = scratch_dir("replaced-binary");
     let bin = dir.join("prog");
     compile_c_to("rdtsc", &bin);
     let trace = fresh_trace_path();
-    let rec = record(&trace, &[bin.to_str().unwrap()], None);
+    let rec = record(mode, &trace, &[bin.to_str().unwrap()], None);
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     std::fs::remove_file(&bin).unwrap();
     compile_c_to("exit_code", &bin);
@@ -137,10 +148,10 @@ fn replay_works_after_the_binary_is_replaced() {
     assert_replay_matches(&trace, &rec, &rep);
 }
 
-#[test]
-fn no_redirect_output_replays_silently() {
+both_modes!(no_redirect_output_replays_silently);
+fn no_redirect_output_replays_silently(mode: Buffering) {
     let trace = fresh_trace_path();
-    let rec = record(&trace, &["/bin/echo", "hello"], None);
+    let rec = record(mode, &trace, &["/bin/echo", "hello"], None);
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     assert_eq!(rec.stdout_str(), "hello\n");
     let rep = replay_with(&trace, &["--no-redirect-output"]);
@@ -153,10 +164,10 @@ fn no_redirect_output_replays_silently() {
     );
 }
 
-#[test]
-fn redirect_output_false_in_the_toml_replays_silently() {
+both_modes!(redirect_output_false_in_the_toml_replays_silently);
+fn redirect_output_false_in_the_toml_replays_silently(mode: Buffering) {
     let trace = fresh_trace_path();
-    let rec = record(&trace, &["/bin/echo", "hello"], None);
+    let rec = record(mode, &trace, &["/bin/echo", "hello"], None);
     assert_eq!(rec.status, 0, "{}", rec.describe("record"));
     let config = scratch_dir("quiet-replay").join("replay.toml");
     for (switch, expected) in [("false", ""), ("true", "hello\n")] {
@@ -175,11 +186,11 @@ fn redirect_output_false_in_the_toml_replays_silently() {
     }
 }
 
-#[test]
-fn exit_status_replays_without_output() {
+both_modes!(exit_status_replays_without_output);
+fn exit_status_replays_without_output(mode: Buffering) {
     let bin = compile_c("exit_code");
     let trace = fresh_trace_path();
-    let rec = record(&trace, &[bin.to_str().unwrap()], None);
+    let rec = record(mode, &trace, &[bin.to_str().unwrap()], None);
     assert_eq!(rec.status, 42, "{}", rec.describe("record"));
     let rep = replay_with(&trace, &["--no-redirect-output"]);
     assert_eq!(rep.status, 42, "{}", rep.describe("replay"));

@@ -7,8 +7,6 @@
 //! granted). Where the instant of a signal is a matter of timing (alarm,
 //! setitimer, a spinning thread), the output differs between recordings
 //! and every replay of one recording must print the same.
-//!
-//! Not registered in core/Cargo.toml until the feature lands.
 
 mod common;
 
@@ -19,9 +17,9 @@ use common::*;
 /// Records, replays and times a C program from tests/c that checks itself
 /// (exit 0, no "FAIL" line, "ALL OK"); returns the recording and the
 /// native run.
-fn self_checking(name: &str) -> (Recorded, Run) {
+fn self_checking(mode: Buffering, name: &str) -> (Recorded, Run) {
     let bin = compile_c_threads(name);
-    let (r, nat) = assert_replays_identically_within(&[bin.to_str().unwrap()], None);
+    let (r, nat) = assert_replays_identically_within(mode, &[bin.to_str().unwrap()], None);
     r.assert_status(0);
     r.assert_self_checks_pass();
     r.assert_stdout_contains("ALL OK\n");
@@ -35,29 +33,29 @@ fn value_of<'a>(out: &'a str, prefix: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-#[test]
-fn sigsegv_siglongjmp() {
+both_modes!(sigsegv_siglongjmp);
+fn sigsegv_siglongjmp(mode: Buffering) {
     let _serial = serial();
-    let (r, nat) = self_checking("sigsegv_siglongjmp");
+    let (r, nat) = self_checking(mode, "sigsegv_siglongjmp");
     r.assert_stdout_contains("3: read of a PROT_NONE page: recovered, fault #4, SEGV_ACCERR");
     r.assert_stdout_contains("stack overflow: recovered, fault #6, on the alternate stack: yes\n");
     r.assert_stdout_contains("faults: 6\n");
     r.assert_record_matches_native(&nat, true);
 }
 
-#[test]
-fn sigfpe() {
+both_modes!(sigfpe);
+fn sigfpe(mode: Buffering) {
     let _serial = serial();
-    let (r, nat) = self_checking("sigfpe");
+    let (r, nat) = self_checking(mode, "sigfpe");
     r.assert_stdout_contains("case 5: SIGFPE #6 recovered, si_code FPE_INTDIV\n");
     r.assert_stdout_contains("84 / 2 = 42, traps: 6\n");
     r.assert_record_matches_native(&nat, true);
 }
 
-#[test]
-fn sigusr1_self() {
+both_modes!(sigusr1_self);
+fn sigusr1_self(mode: Buffering) {
     let _serial = serial();
-    let (r, nat) = self_checking("sigusr1_self");
+    let (r, nat) = self_checking(mode, "sigusr1_self");
     r.assert_stdout_contains("raise: handled 1 time(s), si_signo=SIGUSR1, si_code=SI_TKILL");
     r.assert_stdout_contains("sigqueue: handled 3 time(s), si_signo=SIGUSR1, si_code=SI_QUEUE");
     r.assert_stdout_contains("value=1234");
@@ -69,15 +67,15 @@ fn sigusr1_self() {
 /// line, so that it is well into its loop.
 const SETTLE: Duration = Duration::from_millis(300);
 
-#[test]
-fn sigusr1_from_outside() {
+both_modes!(sigusr1_from_outside);
+fn sigusr1_from_outside(mode: Buffering) {
     let _serial = serial();
     let bin = compile_c_threads("sigusr1_from_outside");
     let argv = [bin.to_str().unwrap()];
     let me = std::process::id();
 
     let trace = fresh_trace_path();
-    let rec = record_with_first_line(&trace, &argv, |line, _rrpipe| {
+    let rec = record_with_first_line(mode, &trace, &argv, |line, _rrpipe| {
         let pid = pid_from_line(line);
         std::thread::sleep(SETTLE);
         send_signal(pid, libc::SIGUSR1);
@@ -93,6 +91,7 @@ fn sigusr1_from_outside() {
     let (rep, replay_time) = replay_timed(&trace);
     assert_replay_matches(&trace, &rec, &rep);
     let r = Recorded {
+        mode,
         trace,
         record: rec,
         replay: rep,
@@ -114,8 +113,8 @@ fn sigusr1_from_outside() {
     assert_replay_within(native_time, replay_time);
 }
 
-#[test]
-fn alarm_spin() {
+both_modes!(alarm_spin);
+fn alarm_spin(mode: Buffering) {
     let _serial = serial();
     let bin = compile_c_threads("alarm_spin");
     let argv = [bin.to_str().unwrap()];
@@ -127,13 +126,14 @@ fn alarm_spin() {
     let mut counters = Vec::new();
     for _ in 0..2 {
         let trace = fresh_trace_path();
-        let rec = record(&trace, &argv, None);
+        let rec = record(mode, &trace, &argv, None);
         for _ in 0..2 {
             let (rep, replay_time) = replay_timed(&trace);
             assert_replay_matches(&trace, &rec, &rep);
             assert_replay_within(native_time, replay_time);
         }
         let r = Recorded {
+            mode,
             trace: trace.clone(),
             record: rec.clone(),
             replay: rec,
@@ -157,10 +157,10 @@ fn alarm_spin() {
     );
 }
 
-#[test]
-fn setitimer_compute() {
+both_modes!(setitimer_compute);
+fn setitimer_compute(mode: Buffering) {
     let _serial = serial();
-    let (r, _nat) = self_checking("setitimer_compute");
+    let (r, _nat) = self_checking(mode, "setitimer_compute");
     r.assert_stdout_contains("ticks: 20\n");
     r.assert_stdout_contains("tick 20 at iteration ");
     // Another replay of the same trace: the same iterations again.
@@ -168,10 +168,10 @@ fn setitimer_compute() {
     assert_replay_matches(&r.trace, &r.record, &again);
 }
 
-#[test]
-fn spin_flag_thread() {
+both_modes!(spin_flag_thread);
+fn spin_flag_thread(mode: Buffering) {
     let _serial = serial();
-    let (r, nat) = self_checking("spin_flag_thread");
+    let (r, nat) = self_checking(mode, "spin_flag_thread");
     assert_eq!(nat.status, 0, "{}", nat.describe("native"));
     // The computed result does not depend on the schedule; the spin count does.
     let out = r.record.stdout_str();
@@ -186,8 +186,8 @@ fn spin_flag_thread() {
     assert!(value_of(&out, "spins:").is_some(), "{}", r.describe());
 }
 
-#[test]
-fn sigint_record() {
+both_modes!(sigint_record);
+fn sigint_record(mode: Buffering) {
     let _serial = serial();
     let bin = compile_c_threads("sigint_loop");
     let argv = [bin.to_str().unwrap()];
@@ -196,7 +196,7 @@ fn sigint_record() {
     // prints a line every 10 ms for 20 s.
     let trace = fresh_trace_path();
     let mut sent_at = None;
-    let rec = record_with_first_line(&trace, &argv, |line, rrpipe_pid| {
+    let rec = record_with_first_line(mode, &trace, &argv, |line, rrpipe_pid| {
         pid_from_line(line);
         std::thread::sleep(SETTLE);
         send_signal(rrpipe_pid, libc::SIGINT);

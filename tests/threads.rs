@@ -5,8 +5,6 @@
 //! native run time (at least half a second is granted). Racy programs
 //! print something different at each native run: only the replay is
 //! held to the recording.
-//!
-//! Not registered in core/Cargo.toml until the feature lands.
 
 mod common;
 
@@ -14,13 +12,13 @@ use common::*;
 
 /// Records, replays and times `tests/c/<name>.c` built with -pthread;
 /// returns the recording and the native run.
-fn threaded(name: &str) -> (Recorded, Run) {
+fn threaded(mode: Buffering, name: &str) -> (Recorded, Run) {
     let bin = compile_c_threads(name);
-    assert_replays_identically_within(&[bin.to_str().unwrap()], None)
+    assert_replays_identically_within(mode, &[bin.to_str().unwrap()], None)
 }
 
-#[test]
-fn python_threads_append_racily() {
+both_modes!(python_threads_append_racily);
+fn python_threads_append_racily(mode: Buffering) {
     let _serial = serial();
     // Four threads released together by a barrier append to one list; a
     // tiny switch interval makes the GIL change hands often, so the order
@@ -42,7 +40,8 @@ print(len(out), [out.count(n) for n in range(4)])
 print(''.join(map(str, out)))
 print('switches', sum(1 for a, b in zip(out, out[1:]) if a != b))
 ";
-    let (r, nat) = assert_replays_identically_within(&["/usr/bin/python3", "-c", script], None);
+    let (r, nat) =
+        assert_replays_identically_within(mode, &["/usr/bin/python3", "-c", script], None);
     r.assert_status(0);
     assert_eq!(nat.status, 0, "{}", nat.describe("native"));
     let out = r.record.stdout_str();
@@ -53,10 +52,10 @@ print('switches', sum(1 for a, b in zip(out, out[1:]) if a != b))
     assert!(lines[2].starts_with("switches "), "{}", r.describe());
 }
 
-#[test]
-fn pthreads_sync() {
+both_modes!(pthreads_sync);
+fn pthreads_sync(mode: Buffering) {
     let _serial = serial();
-    let (r, nat) = threaded("pthreads_sync");
+    let (r, nat) = threaded(mode, "pthreads_sync");
     r.assert_status(0);
     r.assert_self_checks_pass();
     r.assert_stdout_contains("mutex sum: 100000 (expected 100000)\n");
@@ -66,10 +65,10 @@ fn pthreads_sync() {
     r.assert_record_matches_native(&nat, true);
 }
 
-#[test]
-fn racy_counter() {
+both_modes!(racy_counter);
+fn racy_counter(mode: Buffering) {
     let _serial = serial();
-    let (r, nat) = threaded("racy_counter");
+    let (r, nat) = threaded(mode, "racy_counter");
     r.assert_status(0);
     r.assert_self_checks_pass();
     r.assert_stdout_contains(" of 16000000\n");
@@ -79,10 +78,10 @@ fn racy_counter() {
     assert_replay_matches(&r.trace, &r.record, &again);
 }
 
-#[test]
-fn thread_exit_before_main() {
+both_modes!(thread_exit_before_main);
+fn thread_exit_before_main(mode: Buffering) {
     let _serial = serial();
-    let (r, nat) = threaded("thread_exit_before_main");
+    let (r, nat) = threaded(mode, "thread_exit_before_main");
     r.assert_status(3);
     assert_eq!(
         r.record.stdout_str(),
@@ -97,10 +96,10 @@ fn thread_exit_before_main() {
     r.assert_record_matches_native(&nat, true);
 }
 
-#[test]
-fn exec_from_thread() {
+both_modes!(exec_from_thread);
+fn exec_from_thread(mode: Buffering) {
     let _serial = serial();
-    let (r, nat) = threaded("exec_from_thread");
+    let (r, nat) = threaded(mode, "exec_from_thread");
     r.assert_status(0);
     assert_eq!(
         r.record.stdout_str(),
@@ -113,11 +112,12 @@ fn exec_from_thread() {
     r.assert_record_matches_native(&nat, true);
 }
 
-#[test]
-fn unsupported_syscall_in_thread() {
+both_modes!(unsupported_syscall_in_thread);
+fn unsupported_syscall_in_thread(mode: Buffering) {
     let _serial = serial();
     let bin = compile_c_threads("unsupported_in_thread");
     assert_unsupported_syscall_stops(
+        mode,
         &bin,
         "main: before pthread_create\nthread: before the unsupported syscall\n",
         "the thread must be stopped before the syscall runs",

@@ -6,6 +6,15 @@
 //! `RRPIPE_TEST_KEEP=1` to keep it for a post-mortem (failure messages name
 //! the trace directories).
 //!
+//! Every record/replay test runs twice, with syscall buffering (the
+//! default) and without (`--no-syscall-buffer`): write it as a function
+//! taking a [`Buffering`] and declare it with [`both_modes!`], which makes
+//! the two tests `NAME::buffered` and `NAME::unbuffered` (so a failure names
+//! its mode, and the harness runs the two in parallel). The recording
+//! helpers take the mode as their first argument, so that no recording
+//! happens in a mode nobody chose; a function declared for both modes and
+//! not passed to `both_modes!` is dead code, which clippy refuses.
+//!
 //! Every child runs in its own process group with a deadline
 //! ([`timeout()`]); the whole group (rrpipe and its tracees) is killed when
 //! the deadline passes and, as a safety net, when rrpipe exits, so that a
@@ -392,11 +401,94 @@ pub fn c_source(name: &str) -> PathBuf {
         .join(format!("{name}.c"))
 }
 
-/// `rrpipe record -o TRACE -- ARGV...`, with `stdin` fed to the program.
-pub fn record(trace: &Path, argv: &[&str], stdin: Option<&[u8]>) -> Run {
+/// How `rrpipe record` treats the program's syscalls (issue 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Buffering {
+    /// The default: the preload library buffers the common syscalls.
+    On,
+    /// `--no-syscall-buffer`: every syscall is traced.
+    Off,
+}
+
+impl Buffering {
+    /// Both modes, the default first.
+    pub const ALL: [Buffering; 2] = [Buffering::On, Buffering::Off];
+
+    /// The `rrpipe record` options that select this mode.
+    pub fn flags(self) -> &'static [&'static str] {
+        match self {
+            Buffering::On => &[],
+            Buffering::Off => &["--no-syscall-buffer"],
+        }
+    }
+
+    /// "buffered" or "unbuffered", as in the test names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Buffering::On => "buffered",
+            Buffering::Off => "unbuffered",
+        }
+    }
+}
+
+impl std::fmt::Display for Buffering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Buffering::On => f.write_str("with syscall buffering"),
+            Buffering::Off => f.write_str("without syscall buffering (--no-syscall-buffer)"),
+        }
+    }
+}
+
+/// `both_modes!(name);` after `fn name(mode: Buffering)` declares the tests
+/// `name::buffered` and `name::unbuffered`, which call it with
+/// [`Buffering::On`] and [`Buffering::Off`]. (The module and the function
+/// share a name: one lives in the type namespace, the other in the value
+/// namespace.) Several names may be given at once.
+#[allow(unused_macros)]
+macro_rules! both_modes {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn buffered() {
+                    super::$name($crate::common::Buffering::On)
+                }
+
+                #[test]
+                fn unbuffered() {
+                    super::$name($crate::common::Buffering::Off)
+                }
+            }
+        )+
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use both_modes;
+
+/// `rrpipe record [MODE FLAGS] EXTRA... -o TRACE -- ARGV...`, ready to run
+/// (`extra`: options such as `--config FILE`, `--checksum=on-syscalls`).
+pub fn record_cmd(mode: Buffering, extra: &[&str], trace: &Path, argv: &[&str]) -> Command {
     let mut cmd = rrpipe();
-    cmd.arg("record").arg("-o").arg(trace).arg("--").args(argv);
-    run(cmd, stdin)
+    cmd.arg("record")
+        .args(mode.flags())
+        .args(extra)
+        .arg("-o")
+        .arg(trace)
+        .arg("--")
+        .args(argv);
+    cmd
+}
+
+/// `rrpipe record [MODE FLAGS] -o TRACE -- ARGV...`, with `stdin` fed to the
+/// program.
+pub fn record(mode: Buffering, trace: &Path, argv: &[&str], stdin: Option<&[u8]>) -> Run {
+    run(record_cmd(mode, &[], trace, argv), stdin)
+}
+
+/// [`record`] with options before `-o` (see [`record_cmd`]), stdin closed.
+pub fn record_with_args(mode: Buffering, extra: &[&str], trace: &Path, argv: &[&str]) -> Run {
+    run(record_cmd(mode, extra, trace, argv), None)
 }
 
 /// `rrpipe replay TRACE`, stdin closed.
@@ -429,6 +521,8 @@ pub fn rrpipe_args(args: &[&str]) -> Run {
 
 /// A recording and its replay.
 pub struct Recorded {
+    /// How it was recorded.
+    pub mode: Buffering,
     pub trace: PathBuf,
     pub record: Run,
     pub replay: Run,
@@ -438,7 +532,8 @@ impl Recorded {
     /// Everything about both runs, for failure messages.
     pub fn describe(&self) -> String {
         format!(
-            "trace: {}\n{}{}",
+            "recorded {}\ntrace: {}\n{}{}",
+            self.mode,
             self.trace.display(),
             self.record.describe("record"),
             self.replay.describe("replay")
@@ -524,11 +619,19 @@ pub fn first_difference(a: &[u8], b: &[u8]) -> String {
 /// Asserts that replaying `trace` gives exactly `record`'s stdout, stderr
 /// and status.
 pub fn assert_replay_matches(trace: &Path, record: &Run, replay: &Run) {
-    let rec = Recorded {
-        trace: trace.to_path_buf(),
-        record: record.clone(),
-        replay: replay.clone(),
-    };
+    /// Only for `describe`: the test's name says the mode.
+    struct Runs<'a>(&'a Path, &'a Run, &'a Run);
+    impl Runs<'_> {
+        fn describe(&self) -> String {
+            format!(
+                "trace: {}\n{}{}",
+                self.0.display(),
+                self.1.describe("record"),
+                self.2.describe("replay")
+            )
+        }
+    }
+    let rec = Runs(trace, record, replay);
     assert!(
         replay.stdout == record.stdout,
         "replay stdout differs from the recording ({})\n{}",
@@ -551,12 +654,17 @@ pub fn assert_replay_matches(trace: &Path, record: &Run, replay: &Run) {
 
 /// Records `argv` (feeding `stdin`) into a fresh trace, replays it with no
 /// stdin, and asserts stdout, stderr and exit status are identical.
-pub fn assert_replays_identically(argv: &[&str], stdin: Option<&[u8]>) -> Recorded {
+pub fn assert_replays_identically(
+    mode: Buffering,
+    argv: &[&str],
+    stdin: Option<&[u8]>,
+) -> Recorded {
     let trace = fresh_trace_path();
-    let rec = record(&trace, argv, stdin);
+    let rec = record(mode, &trace, argv, stdin);
     let rep = replay(&trace);
     assert_replay_matches(&trace, &rec, &rep);
     Recorded {
+        mode,
         trace,
         record: rec,
         replay: rep,
@@ -714,13 +822,18 @@ pub fn replay_timed(trace: &Path) -> (Run, Duration) {
 /// exactly what was recorded (stdout, stderr, status) within
 /// [`assert_replay_within`] of the native run. Returns the recording and
 /// the native run.
-pub fn assert_replays_identically_within(argv: &[&str], stdin: Option<&[u8]>) -> (Recorded, Run) {
+pub fn assert_replays_identically_within(
+    mode: Buffering,
+    argv: &[&str],
+    stdin: Option<&[u8]>,
+) -> (Recorded, Run) {
     let trace = fresh_trace_path();
-    let rec = record(&trace, argv, stdin);
+    let rec = record(mode, &trace, argv, stdin);
     let (nat, native_time) = native_timed(argv, stdin);
     let (rep, replay_time) = replay_timed(&trace);
     assert_replay_matches(&trace, &rec, &rep);
     let r = Recorded {
+        mode,
         trace,
         record: rec,
         replay: rep,
@@ -843,17 +956,16 @@ pub fn run_with_first_line(mut cmd: Command, on_first_line: impl FnOnce(&str, li
     run
 }
 
-/// `rrpipe record -o TRACE -- ARGV...` through [`run_with_first_line`]:
-/// `on_first_line(line, rrpipe_pid)` runs when the recorded program has
-/// printed its first line.
+/// `rrpipe record [MODE FLAGS] -o TRACE -- ARGV...` through
+/// [`run_with_first_line`]: `on_first_line(line, rrpipe_pid)` runs when the
+/// recorded program has printed its first line.
 pub fn record_with_first_line(
+    mode: Buffering,
     trace: &Path,
     argv: &[&str],
     on_first_line: impl FnOnce(&str, libc::pid_t),
 ) -> Run {
-    let mut cmd = rrpipe();
-    cmd.arg("record").arg("-o").arg(trace).arg("--").args(argv);
-    run_with_first_line(cmd, on_first_line)
+    run_with_first_line(record_cmd(mode, &[], trace, argv), on_first_line)
 }
 
 /// A native run through [`run_with_first_line`] (`pid` is the program's).
@@ -925,9 +1037,9 @@ fn collect(
 /// asserts: recording stops with exit 81 naming the syscall, before it ran
 /// (`stdout` is exactly what came before), and the partial trace replays
 /// the same output. `why` says who must have been stopped.
-pub fn assert_unsupported_syscall_stops(bin: &Path, stdout: &str, why: &str) {
+pub fn assert_unsupported_syscall_stops(mode: Buffering, bin: &Path, stdout: &str, why: &str) {
     let trace = fresh_trace_path();
-    let rec = record(&trace, &[bin.to_str().unwrap()], None);
+    let rec = record(mode, &trace, &[bin.to_str().unwrap()], None);
     assert_eq!(rec.status, 81, "{}", rec.describe("record"));
     assert_eq!(
         rec.stdout_str(),
