@@ -195,8 +195,17 @@ fn syscall_count_tables_are_equal_in_record_and_replay(mode: Buffering) {
 
     // Each count is what the trace holds.
     let mut from_trace: BTreeMap<(i32, String), u64> = BTreeMap::new();
-    for e in events(&trace).values().filter(|e| e.kind == "syscall") {
-        let name = e.details.split('(').next().unwrap().to_string();
+    // Buffered syscalls (issue 5) are syscalls too, listed as `buffered`.
+    for e in events(&trace)
+        .values()
+        .filter(|e| e.kind == "syscall" || e.kind == "buffered")
+    {
+        let mut name = e.details.split('(').next().unwrap().to_string();
+        // rrpipe's own call from the preload library (issue 5), which the
+        // `syscalls` crate the example names syscalls with does not know.
+        if name == "rrpipe_register_buffer" {
+            name = format!("syscall_{}", rrpipe_syscallbuf::SYS_REGISTER_BUFFER);
+        }
         *from_trace.entry((e.tid, name)).or_default() += 1;
     }
     assert_eq!(
@@ -324,9 +333,9 @@ fn big_write_policy_dumps_at_the_big_write_only(mode: Buffering) {
     let e = &events[time];
     assert!(
         e.tid == *tid
-            && e.kind == "syscall"
+            && (e.kind == "syscall" || e.kind == "buffered")
             && e.details.starts_with("write(3,")
-            && e.details.ends_with("= 2000"),
+            && e.details.contains(") = 2000"),
         "the dump at {time} is not at the 2000-byte write to fd 3: {} {} {}",
         e.tid,
         e.kind,

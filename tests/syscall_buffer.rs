@@ -12,8 +12,9 @@
 //!   its signal mask and dispositions, its thread count are the native ones;
 //! - programs that bypass libc's entry points (syscall(2), a raw `syscall`
 //!   instruction, a static binary) are traced as before;
-//! - `-n`, `--no_syscall_buffer` and TOML `syscall_buffer` record traces
-//!   that replay.
+//! - `-n`, `--no-syscall-buffer`, `--no_syscall_buffer` and TOML
+//!   `syscall_buffer` select the mode the trace says it was recorded in,
+//!   and the traces replay.
 
 mod common;
 
@@ -184,10 +185,29 @@ fn crash_with_records_in_the_buffer_loses_none(mode: Buffering) {
     );
 
     // Every call of the loop is in the trace: two reads and at least two
-    // getdents64 per iteration.
+    // getdents64 per iteration; buffered ones in the default mode.
+    assert_trace_mode(&trace, mode);
     let d = dump(&trace);
     assert_eq!(d.status, 0, "{}", d.describe("dump"));
     let out = d.stdout_str();
+    let buffered = out
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some("buffered"))
+        .count();
+    match mode {
+        Buffering::On => assert!(
+            buffered >= 2 * CRASH_ITER,
+            "only {buffered} buffered events (trace {})\n{}",
+            trace.display(),
+            shorten(&out, 4000)
+        ),
+        Buffering::Off => assert_eq!(
+            buffered,
+            0,
+            "buffered events recorded with --no-syscall-buffer (trace {})",
+            trace.display()
+        ),
+    }
     let reads = count_calls(&out, "read");
     let dents = count_calls(&out, "getdents64");
     assert!(
@@ -326,23 +346,30 @@ fn raw_syscalls_are_traced(mode: Buffering) {
 #[test]
 fn every_way_of_switching_buffering_off_records_a_trace_that_replays() {
     let toml_dir = scratch_dir("buffer-toml");
-    let mut ways: Vec<Vec<String>> = ["-n", "--no-syscall-buffer", "--no_syscall_buffer"]
-        .iter()
-        .map(|f| vec!["record".to_string(), f.to_string()])
-        .collect();
-    ways.push(vec!["--record".into(), "-n".into()]);
-    for on in [false, true] {
+    let toml = |on: bool| {
         let file = toml_dir.join(format!("record-{on}.toml"));
         std::fs::write(
             &file,
             format!("mode = \"record\"\n[tracer]\nsyscall_buffer = {on}\n"),
         )
         .unwrap();
-        ways.push(vec!["--config".into(), file.to_str().unwrap().to_string()]);
-    }
-    for way in ways {
+        file.to_str().unwrap().to_string()
+    };
+    let (toml_on, toml_off) = (toml(true), toml(false));
+    let ways: [(&[&str], Buffering); 8] = [
+        (&["record"], Buffering::On),
+        (&["record", "-n"], Buffering::Off),
+        (&["record", "--no-syscall-buffer"], Buffering::Off),
+        (&["record", "--no_syscall_buffer"], Buffering::Off),
+        (&["--record", "-n"], Buffering::Off),
+        (&["--config", &toml_on], Buffering::On),
+        (&["--config", &toml_off], Buffering::Off),
+        // The flag overrides the key.
+        (&["--config", &toml_on, "-n"], Buffering::Off),
+    ];
+    for (way, mode) in ways {
         let trace = fresh_trace_path();
-        let mut args: Vec<&str> = way.iter().map(String::as_str).collect();
+        let mut args = way.to_vec();
         args.extend(["-o", trace.to_str().unwrap(), "/bin/echo", "switched"]);
         let rec = rrpipe_args(&args);
         assert_eq!(rec.status, 0, "{way:?}\n{}", rec.describe("record"));
@@ -354,5 +381,6 @@ fn every_way_of_switching_buffering_off_records_a_trace_that_replays() {
         );
         let rep = replay(&trace);
         assert_replay_matches(&trace, &rec, &rep);
+        assert_trace_mode(&trace, mode);
     }
 }

@@ -466,6 +466,27 @@ macro_rules! both_modes {
 #[allow(unused_imports)]
 pub(crate) use both_modes;
 
+/// Asserts that `rrpipe dump TRACE` says the trace was recorded in `mode`
+/// (its header line `# recorded by ... syscall buffering on|off`).
+pub fn assert_trace_mode(trace: &Path, mode: Buffering) {
+    let d = dump(trace);
+    let want = match mode {
+        Buffering::On => "syscall buffering on",
+        Buffering::Off => "syscall buffering off",
+    };
+    let header = d
+        .stdout_str()
+        .lines()
+        .find(|l| l.starts_with("# recorded by "))
+        .map(str::to_string);
+    assert!(
+        header.as_deref().is_some_and(|h| h.ends_with(want)),
+        "expected a trace recorded {mode}, the dump says {header:?} (trace {})\n{}",
+        trace.display(),
+        d.describe("dump")
+    );
+}
+
 /// `rrpipe record [MODE FLAGS] EXTRA... -o TRACE -- ARGV...`, ready to run
 /// (`extra`: options such as `--config FILE`, `--checksum=on-syscalls`).
 pub fn record_cmd(mode: Buffering, extra: &[&str], trace: &Path, argv: &[&str]) -> Command {
