@@ -384,3 +384,52 @@ fn every_way_of_switching_buffering_off_records_a_trace_that_replays() {
         assert_trace_mode(&trace, mode);
     }
 }
+
+/// The seed's `--filter_lib=PATH` picks the library (here a copy of
+/// rrpipe's own, under another name, which the trace's environment then
+/// names); a path that is not there is refused in one line.
+#[test]
+fn filter_lib_selects_the_library() {
+    let built = rrpipe_bin()
+        .parent()
+        .unwrap()
+        .join("deps/librrpipe_preload.so");
+    let built = if built.is_file() {
+        built
+    } else {
+        rrpipe_bin().with_file_name("librrpipe_preload.so")
+    };
+    let copy = scratch_dir("filter-lib").join("libmywrap.so");
+    std::fs::copy(&built, &copy).unwrap();
+    for spelling in ["--filter_lib", "--filter-lib"] {
+        let trace = fresh_trace_path();
+        let flag = format!("{spelling}={}", copy.display());
+        let rec = rrpipe_args(&[
+            "record",
+            &flag,
+            "-o",
+            trace.to_str().unwrap(),
+            "/bin/cat",
+            "/etc/hostname",
+        ]);
+        assert_eq!(rec.status, 0, "{}", rec.describe("record"));
+        let dump = dump(&trace).stdout_str();
+        assert!(
+            dump.contains("libmywrap.so"),
+            "the chosen library was not loaded:\n{}",
+            shorten(&dump, 4000)
+        );
+        assert!(count_calls(&dump, "read") > 0 && dump.contains(" buffered "));
+        let rep = replay(&trace);
+        assert_replay_matches(&trace, &rec, &rep);
+    }
+    let missing = scratch_dir("filter-lib").join("nothing.so");
+    let run = rrpipe_args(&[
+        "record",
+        &format!("--filter-lib={}", missing.display()),
+        "-o",
+        fresh_trace_path().to_str().unwrap(),
+        "/bin/true",
+    ]);
+    assert_one_line_error(&run, 78, &["filter_lib", "nothing.so"]);
+}

@@ -29,6 +29,10 @@ impl Backlog {
     /// Reserves `bytes` for an event about to be queued, waiting while the
     /// queue holds too much.
     pub fn reserve(&self, bytes: usize) {
+        if bytes == 0 {
+            // Most events carry no snapshot: no lock shared with the worker.
+            return;
+        }
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         while !s.closed && s.bytes > 0 && s.bytes + bytes > LIMIT {
             s = self.drained.wait(s).unwrap_or_else(|p| p.into_inner());
@@ -38,6 +42,9 @@ impl Backlog {
 
     /// Releases what [`Backlog::reserve`] took, once the event is handled.
     pub fn release(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.bytes = s.bytes.saturating_sub(bytes);
         self.drained.notify_all();

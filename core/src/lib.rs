@@ -35,17 +35,6 @@ pub use error::{Error, Result};
 
 /// Runs a parsed command; returns rrpipe's exit status.
 pub fn run(command: cli::Command) -> Result<i32> {
-    let tracer = match &command {
-        cli::Command::Record(o) => Some(&o.tracer),
-        cli::Command::Replay(o) => Some(&o.tracer),
-        _ => None,
-    };
-    if let Some(lib) = tracer.and_then(|t| t.filter_lib.as_ref()) {
-        return Err(Error::Usage(format!(
-            "--filter_lib {}: syscall buffering is not implemented in this rrpipe yet",
-            lib.display()
-        )));
-    }
     match command {
         cli::Command::Record(opts) => record::run(&opts),
         cli::Command::Replay(opts) => replay::run(&opts),

@@ -74,6 +74,9 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Task> {
             libc::personality((persona | libc::ADDR_NO_RANDOMIZE) as libc::c_ulong);
             libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &cpuset);
             libc::prctl(libc::PR_SET_TSC, libc::PR_TSC_SIGSEGV, 0, 0, 0);
+            // The Rust runtime ignores SIGPIPE in rrpipe; the program gets
+            // the default a shell gives it (`yes | head` must end).
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
             if spec.no_core_dump {
                 // 1, not 0: a core_pattern pipe ignores 0 but honours 1.
                 let one = libc::rlimit {
