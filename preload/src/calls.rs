@@ -339,14 +339,7 @@ pub unsafe extern "C" fn readlinkat(
     n: SizeT,
 ) -> SsizeT {
     let args = a(&[dirfd as u64, path as u64, buf as u64, n as u64]);
-    let r = call(libc::SYS_readlinkat, args, buf as u64, n, |data| {
-        let r = untraced(
-            libc::SYS_readlinkat,
-            a(&[dirfd as u64, path as u64, data as u64, n as u64]),
-        );
-        Outcome::Done(r, r.max(0) as usize)
-    });
-    libc_result(r) as SsizeT
+    libc_result(fills_result(libc::SYS_readlinkat, args, 2, n)) as SsizeT
 }
 
 pub unsafe extern "C" fn readlink(path: *const c_char, buf: *mut c_char, n: SizeT) -> SsizeT {
@@ -366,11 +359,69 @@ pub unsafe extern "C" fn lseek64(fd: c_int, off: OffT, whence: c_int) -> OffT {
 
 pub unsafe extern "C" fn getdents64(fd: c_int, buf: *mut c_void, n: SizeT) -> SsizeT {
     let args = a(&[fd as u64, buf as u64, n as u64]);
-    let r = call(libc::SYS_getdents64, args, buf as u64, n, |data| {
-        let r = untraced(libc::SYS_getdents64, a(&[fd as u64, data as u64, n as u64]));
+    libc_result(fills_result(libc::SYS_getdents64, args, 1, n)) as SsizeT
+}
+
+// --- extended attributes (`ls -l` asks for ACLs and labels of each file) --
+
+/// A call that writes up to `n` bytes (its result) at `buf`, argument
+/// `buf_arg`: the kernel writes into the record, the wrapper copies.
+unsafe fn fills_result(nr: i64, args: [u64; 6], buf_arg: usize, n: usize) -> i64 {
+    let dest = args[buf_arg];
+    if dest == 0 || n == 0 {
+        return simple(nr, args);
+    }
+    call(nr, args, dest, n, |data| {
+        let mut real = args;
+        real[buf_arg] = data as u64;
+        let r = untraced(nr, real);
         Outcome::Done(r, r.max(0) as usize)
-    });
-    libc_result(r) as SsizeT
+    })
+}
+
+pub unsafe extern "C" fn getxattr(
+    path: *const c_char,
+    name: *const c_char,
+    value: *mut c_void,
+    size: SizeT,
+) -> SsizeT {
+    let args = a(&[path as u64, name as u64, value as u64, size as u64]);
+    libc_result(fills_result(libc::SYS_getxattr, args, 2, size)) as SsizeT
+}
+
+pub unsafe extern "C" fn lgetxattr(
+    path: *const c_char,
+    name: *const c_char,
+    value: *mut c_void,
+    size: SizeT,
+) -> SsizeT {
+    let args = a(&[path as u64, name as u64, value as u64, size as u64]);
+    libc_result(fills_result(libc::SYS_lgetxattr, args, 2, size)) as SsizeT
+}
+
+pub unsafe extern "C" fn fgetxattr(
+    fd: c_int,
+    name: *const c_char,
+    value: *mut c_void,
+    size: SizeT,
+) -> SsizeT {
+    let args = a(&[fd as u64, name as u64, value as u64, size as u64]);
+    libc_result(fills_result(libc::SYS_fgetxattr, args, 2, size)) as SsizeT
+}
+
+pub unsafe extern "C" fn listxattr(path: *const c_char, list: *mut c_char, size: SizeT) -> SsizeT {
+    let args = a(&[path as u64, list as u64, size as u64]);
+    libc_result(fills_result(libc::SYS_listxattr, args, 1, size)) as SsizeT
+}
+
+pub unsafe extern "C" fn llistxattr(path: *const c_char, list: *mut c_char, size: SizeT) -> SsizeT {
+    let args = a(&[path as u64, list as u64, size as u64]);
+    libc_result(fills_result(libc::SYS_llistxattr, args, 1, size)) as SsizeT
+}
+
+pub unsafe extern "C" fn flistxattr(fd: c_int, list: *mut c_char, size: SizeT) -> SsizeT {
+    let args = a(&[fd as u64, list as u64, size as u64]);
+    libc_result(fills_result(libc::SYS_flistxattr, args, 1, size)) as SsizeT
 }
 
 // --- copying --------------------------------------------------------------

@@ -95,6 +95,12 @@ macro_rules! export {
 }
 
 export!(
+    getxattr,
+    lgetxattr,
+    fgetxattr,
+    listxattr,
+    llistxattr,
+    flistxattr,
     read,
     __read,
     __read_chk,
