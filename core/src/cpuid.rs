@@ -61,6 +61,21 @@ pub fn untrap(task: &Task, insn: u64) -> Result<()> {
     Ok(())
 }
 
+/// Whether the `cpuid` about to be emulated (its registers `regs`) shows
+/// that glibc has read every leaf it decides on: it asks for the cache
+/// descriptors (leaf 2, then leaf 4 and 0xB in loops, ~50 faults) only
+/// after the feature leaves. Each fault is a ptrace stop, and while
+/// faulting is on, every stop of the task costs two model-specific
+/// register writes in a VM: trapping until the first syscall from outside
+/// the loader cost ~4 ms per exec, in record and replay alike. Untrapping
+/// here (the same instruction in both sessions) leaves the loader's cache
+/// and topology probing native, leaf 0xB's x2APIC id included: glibc
+/// keeps only its thread counts, and replay runs on the recorded CPU when
+/// it can.
+pub fn features_read(regs: &Regs) -> bool {
+    regs.rax as u32 == 2
+}
+
 /// Whether the task is stopped at a `cpuid` instruction.
 pub fn at(task: &Task, regs: &Regs) -> bool {
     matches!(task.read_mem(regs.rip, 2).as_deref(), Ok([0x0f, 0xa2]))

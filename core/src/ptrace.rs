@@ -312,6 +312,12 @@ impl Task {
             return Ok(false);
         }
         self.set_regs(&crate::cpuid::emulate(&regs))?;
+        if crate::cpuid::features_read(&regs) {
+            // Keep resuming the way the stop came (a wait resumes it).
+            let how = self.last_resume.get();
+            crate::cpuid::untrap(self, crate::exec::PAGE_SYSCALL)?;
+            self.last_resume.set(how);
+        }
         Ok(true)
     }
 
