@@ -29,12 +29,15 @@ fn a(args: &[u64]) -> [u64; 6] {
 
 /// The file type bits of `fd`, untraced (None: no such descriptor).
 unsafe fn file_type(fd: c_int) -> Option<(u32, u64, u64)> {
-    let mut st: libc::stat = core::mem::zeroed();
-    let r = untraced(
-        libc::SYS_fstat,
-        a(&[fd as u64, &mut st as *mut libc::stat as u64]),
-    );
-    (r == 0).then_some((st.st_mode & libc::S_IFMT, st.st_dev, st.st_ino))
+    // Not zeroed: `zeroed` may call libc's memset (AVX in some variants),
+    // and this runs in record only (see `syscall::differ`).
+    let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
+    let r = untraced(libc::SYS_fstat, a(&[fd as u64, st.as_mut_ptr() as u64]));
+    if r != 0 {
+        return None;
+    }
+    let st = st.assume_init();
+    Some((st.st_mode & libc::S_IFMT, st.st_dev, st.st_ino))
 }
 
 /// Files whose reads and writes never wait for another program.
@@ -172,17 +175,12 @@ pub unsafe extern "C" fn openat(
     };
     let args = a(&[dirfd as u64, path as u64, flags as u64, mode as u64]);
     let r = call(libc::SYS_openat, args, 0, 0, |_| {
-        let mut st: libc::stat = core::mem::zeroed();
+        let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
         let s = untraced(
             libc::SYS_newfstatat,
-            a(&[
-                dirfd as u64,
-                path as u64,
-                &mut st as *mut libc::stat as u64,
-                0,
-            ]),
+            a(&[dirfd as u64, path as u64, st.as_mut_ptr() as u64, 0]),
         );
-        if s == 0 && !never_waits(st.st_mode & libc::S_IFMT) {
+        if s == 0 && !never_waits(st.assume_init().st_mode & libc::S_IFMT) {
             return Outcome::Fallback;
         }
         Outcome::Done(untraced(libc::SYS_openat, args), 0)
