@@ -175,6 +175,9 @@ pub unsafe extern "C" fn openat(
     };
     let args = a(&[dirfd as u64, path as u64, flags as u64, mode as u64]);
     let r = call(libc::SYS_openat, args, 0, 0, |_| {
+        if opening_cannot_wait(flags) {
+            return Outcome::Done(untraced(libc::SYS_openat, args), 0);
+        }
         let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
         let s = untraced(
             libc::SYS_newfstatat,
@@ -186,6 +189,15 @@ pub unsafe extern "C" fn openat(
         Outcome::Done(untraced(libc::SYS_openat, args), 0)
     });
     libc_result(r) as c_int
+}
+
+/// Opens that cannot wait for the other end of a FIFO or a device,
+/// whatever the path names (so no stat first): of a directory, of a path
+/// only, non-blocking ones, and those that must create a new file.
+fn opening_cannot_wait(flags: c_int) -> bool {
+    flags & (libc::O_DIRECTORY | libc::O_PATH | libc::O_NONBLOCK) != 0
+        || flags & libc::O_TMPFILE == libc::O_TMPFILE
+        || flags & (libc::O_CREAT | libc::O_EXCL) == libc::O_CREAT | libc::O_EXCL
 }
 
 pub unsafe extern "C" fn openat64(
