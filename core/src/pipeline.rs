@@ -143,6 +143,9 @@ pub struct Pipeline {
     /// a block from it, and a worker freeing every event made the tracer
     /// wait on that lock about once per buffered syscall.
     retired: std::collections::VecDeque<Arc<Event>>,
+    /// `dispatch`'s lists, kept for the next event.
+    requests: Vec<MemoryRequest>,
+    deliveries: Vec<(usize, Option<usize>)>,
 }
 
 impl Pipeline {
@@ -236,6 +239,8 @@ impl Pipeline {
             fatal: None,
             shut_down: false,
             retired: Default::default(),
+            requests: Vec::new(),
+            deliveries: Vec::new(),
         })
     }
 
@@ -261,9 +266,13 @@ impl Pipeline {
         // the event stream stays whole up to here (ending with an `Abort`).
         self.poll_failures();
 
-        // Phase 1: who wants it, with which memory.
-        let mut requests: Vec<MemoryRequest> = Vec::new();
-        let mut deliveries: Vec<(usize, Option<usize>)> = Vec::new();
+        // Phase 1: who wants it, with which memory. (The lists are kept
+        // between events: a buffered syscall's event should cost no
+        // allocation beyond its own.)
+        let mut requests = std::mem::take(&mut self.requests);
+        let mut deliveries = std::mem::take(&mut self.deliveries);
+        requests.clear();
+        deliveries.clear();
         for i in 0..self.slots.len() {
             if !self.slots[i].active() {
                 continue;
@@ -287,6 +296,8 @@ impl Pipeline {
             }
         }
         if deliveries.is_empty() {
+            self.requests = requests;
+            self.deliveries = deliveries;
             return self.check_fatal();
         }
 
@@ -313,7 +324,7 @@ impl Pipeline {
             self.retired.pop_front();
         }
         self.retired.push_back(event.clone());
-        for (i, snap) in deliveries {
+        for &(i, snap) in &deliveries {
             let snap = match snap {
                 None => None,
                 Some(k) => match &snapshots[k] {
@@ -341,6 +352,8 @@ impl Pipeline {
                 }
             }
         }
+        self.requests = requests;
+        self.deliveries = deliveries;
         self.check_fatal()
     }
 
