@@ -260,6 +260,7 @@ impl Replayer {
             return Err(self.diverged(&first, detail));
         }
         self.dispatch(first)?;
+        let debug = std::env::var_os("RRPIPE_DEBUG").is_some();
         loop {
             let Some(event) = events.next_event()? else {
                 if let Some(leader) = self.lingering.remove(&self.initial) {
@@ -279,7 +280,7 @@ impl Replayer {
                     ))
                 });
             };
-            if std::env::var_os("RRPIPE_DEBUG").is_some() {
+            if debug {
                 eprintln!(
                     "replay: event {} tid {} {:?} nr {}",
                     event.header.time, event.header.tid, event.header.kind, event.header.syscall
