@@ -155,6 +155,8 @@ pub struct EventWriter {
     out: BufWriter<File>,
     pending: Vec<u8>,
     pending_events: u32,
+    /// Kept across chunks (a context is large to set up).
+    compressor: zstd::bulk::Compressor<'static>,
 }
 
 impl EventWriter {
@@ -166,6 +168,7 @@ impl EventWriter {
             out,
             pending: Vec::with_capacity(CHUNK_BYTES),
             pending_events: 0,
+            compressor: zstd::bulk::Compressor::new(3)?,
         })
     }
 
@@ -189,7 +192,7 @@ impl EventWriter {
         if self.pending_events == 0 {
             return Ok(());
         }
-        let compressed = zstd::bulk::compress(&self.pending, 3)?;
+        let compressed = self.compressor.compress(&self.pending)?;
         let sum = xxhash_rust::xxh3::xxh3_64(&compressed);
         self.out
             .write_all(&(compressed.len() as u32).to_le_bytes())?;
