@@ -184,7 +184,7 @@ pub enum Outcome {
 /// function's record-only or replay-only work has left the registers and
 /// the live stack (every traced stop is compared).
 #[inline(never)]
-pub fn buffered(
+fn buffered(
     nr: i64,
     args: [u64; 6],
     dest: u64,

@@ -89,7 +89,7 @@ impl Recorder {
 
 /// What is known of the registers of a buffered syscall: the number, the
 /// arguments and the result, at the untraced instruction.
-pub fn buffered_regs(rec: &abi::Record) -> Regs {
+fn buffered_regs(rec: &abi::Record) -> Regs {
     Regs {
         orig_rax: rec.nr as u64,
         rax: rec.result as u64,

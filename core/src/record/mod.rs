@@ -334,8 +334,9 @@ impl Recorder {
                 .ok()
                 .map(|st| (st.st_dev, st.st_ino))
         };
+        let console = [identity(1), identity(2)];
         Recorder {
-            console: [identity(1), identity(2)],
+            console,
             tasks,
             current: None,
             initial: tid,
@@ -348,7 +349,7 @@ impl Recorder {
             buffering: false,
             page: exec::PageSetup {
                 mode: abi::MODE_OFF,
-                console: [identity(1), identity(2)].map(|c| c.unwrap_or((u64::MAX, u64::MAX))),
+                console: console.map(|c| c.unwrap_or((u64::MAX, u64::MAX))),
             },
         }
     }
