@@ -76,6 +76,11 @@ fn standalone_api_manifest() -> String {
             }
             spec = full;
         }
+        // A path dependency (the syscall-buffer layout) stays where it is.
+        if let Some(toml::Value::String(path)) = spec.get("path") {
+            let path = plugin_api_dir().join(path).to_string_lossy().into_owned();
+            spec.insert("path".into(), path.into());
+        }
         deps.insert(name.clone(), spec.into());
     }
     let mut manifest: toml::Table = toml::from_str(

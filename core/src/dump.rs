@@ -19,7 +19,9 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use rrpipe_plugin_api::event::{flags, Event, EventData, EventKind, SignalInfo};
+use rrpipe_plugin_api::event::{
+    flags, BufferedCall, Event, EventData, EventHeader, EventKind, SignalInfo,
+};
 use rrpipe_plugin_api::trace::{self, EventReader, Manifest, TraceHeader, MANIFEST_FILE};
 
 use crate::syscalls;
@@ -63,7 +65,18 @@ fn dump(dir: &Path, out: &mut dyn Write) -> Result<(), Failure> {
     let mut count = 0u64;
     while let Some(event) = events.next_event()? {
         count += 1;
-        writeln!(out, "{}", event_line(&event))?;
+        match &event.data {
+            EventData::Buffered(info) => {
+                for call in info.calls() {
+                    let line = match call {
+                        Ok(call) => buffered_line(&event.header, &call),
+                        Err(bad) => format!("{}: {bad}", prefix(&event.header, "buffered")),
+                    };
+                    writeln!(out, "{line}")?;
+                }
+            }
+            _ => writeln!(out, "{}", event_line(&event))?,
+        }
     }
     writeln!(out, "{}", manifest_line(dir, count))?;
     out.flush()?;
@@ -93,7 +106,6 @@ pub fn event_line(event: &Event) -> String {
     let h = &event.header;
     let kind = match h.kind {
         EventKind::Exec => "exec",
-        EventKind::Syscall if h.flags & flags::BUFFERED != 0 => "buffered",
         EventKind::Syscall => "syscall",
         EventKind::Blocked => "blocked",
         EventKind::Preempt => "preempt",
@@ -101,6 +113,7 @@ pub fn event_line(event: &Event) -> String {
         EventKind::Rdtsc => "rdtsc",
         EventKind::Exit => "exit",
         EventKind::Abort => "abort",
+        EventKind::Buffered => "buffered",
     };
     let details = match &event.data {
         EventData::Exec(e) => {
@@ -122,11 +135,7 @@ pub fn event_line(event: &Event) -> String {
             let inputs: Vec<(u64, Vec<u8>)> =
                 s.inputs.iter().map(|b| (b.addr, b.data.to_vec())).collect();
             let mut line = syscalls::format_call(h.syscall, &h.args, &inputs, h.result);
-            let wrote: usize = s.outputs.iter().map(|b| b.data.len()).sum();
-            if wrote > 0 {
-                let unit = if wrote == 1 { "byte" } else { "bytes" };
-                line.push_str(&format!(" [wrote {wrote} {unit}]"));
-            }
+            line.push_str(&wrote(s.outputs.iter().map(|b| b.data.len()).sum()));
             if let Some(f) = s.file.as_ref().into_option() {
                 line.push_str(&format!(" [mapped {} as {}]", f.original, f.in_trace));
             }
@@ -145,13 +154,37 @@ pub fn event_line(event: &Event) -> String {
         EventData::Exit(e) if e.signal != 0 => format!("killed by {}", signal_name(e.signal)),
         EventData::Exit(e) => format!("exited with code {}", e.code),
         EventData::Abort(a) => format!("{} (rrpipe exit code {})", a.reason, a.exit_code),
+        EventData::Buffered(_) => format!("{} syscalls made without a stop", h.result),
     };
     let fallback = if h.flags & flags::BUFFER_FALLBACK != 0 {
         " (not buffered: would wait)"
     } else {
         ""
     };
-    format!("{:>6} {:>6} {:<8} {details}{fallback}", h.time, h.tid, kind)
+    format!("{} {details}{fallback}", prefix(h, kind))
+}
+
+/// One call of a `Buffered` event: a line like a syscall's, under the
+/// time of the stop it was reported at (paths are not shown: the library
+/// keeps no copy of what the program passed in).
+pub fn buffered_line(h: &EventHeader, call: &BufferedCall) -> String {
+    let mut line = syscalls::format_call(call.nr, &call.args, &[], call.result);
+    line.push_str(&wrote(call.output.map_or(0, |o| o.data.len())));
+    format!("{} {line}", prefix(h, "buffered"))
+}
+
+/// `<time> <tid> <kind>`, aligned.
+fn prefix(h: &EventHeader, kind: &str) -> String {
+    format!("{:>6} {:>6} {:<8}", h.time, h.tid, kind)
+}
+
+/// ` [wrote N bytes]`, or nothing.
+fn wrote(bytes: usize) -> String {
+    match bytes {
+        0 => String::new(),
+        1 => " [wrote 1 byte]".to_string(),
+        n => format!(" [wrote {n} bytes]"),
+    }
 }
 
 fn signal_details(s: &SignalInfo) -> String {

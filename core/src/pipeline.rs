@@ -33,7 +33,8 @@ use rrpipe_plugin_api::library::{self, one_line};
 use rrpipe_plugin_api::plugin::{CreatePlugin, FfiHandler_TO, FfiPlugin, FfiSelector_TO};
 use rrpipe_plugin_api::trace::ManifestEntry;
 use rrpipe_plugin_api::{
-    flags, Event, EventHeader, EventKind, MemoryRequest, Mode, PluginContext, Snapshot,
+    flags, Event, EventData, EventHeader, EventKind, MemoryRequest, Mode, PluginContext, Request,
+    Snapshot,
 };
 
 use crate::backlog::Backlog;
@@ -132,6 +133,55 @@ fn is_urgent(event: &Event) -> bool {
     ) || event.header.flags & (flags::STDOUT | flags::STDERR) != 0
 }
 
+/// Phase 1 for one plugin: whether it wants `event`, with which memory,
+/// and the header that asked for the memory (whose syscall a
+/// [`MemoryRequest::SyscallInputs`] names).
+///
+/// A `Buffered` event is offered with its own header, then once per call
+/// with a header of its own (kind `Syscall`, flag `BUFFERED`, the event's
+/// time), so that a plugin that follows syscalls sees every one, buffered
+/// or not. The plugin gets the event once if it wanted any of them, with
+/// the memory the first of those asked for (the same stop, so the same
+/// memory).
+fn ask(
+    selector: &mut FfiSelector_TO<'static, RBox<()>>,
+    event: &Event,
+) -> std::result::Result<Option<(Request, EventHeader)>, String> {
+    let mut chosen: Option<(Request, EventHeader)> = None;
+    let mut offer = |header: &EventHeader| -> std::result::Result<(), String> {
+        match selector.wants(header) {
+            RResult::ROk(req) if req.deliver => match &mut chosen {
+                None => chosen = Some((req, *header)),
+                Some((first, asked)) if first.memory == MemoryRequest::None => {
+                    if req.memory != MemoryRequest::None {
+                        *first = req;
+                        *asked = *header;
+                    }
+                }
+                Some(_) => {}
+            },
+            RResult::ROk(_) => {}
+            RResult::RErr(e) => return Err(e.into()),
+        }
+        Ok(())
+    };
+    offer(&event.header)?;
+    if let EventData::Buffered(info) = &event.data {
+        for call in info.calls() {
+            let Ok(call) = call else { break };
+            offer(&EventHeader {
+                kind: EventKind::Syscall,
+                syscall: call.nr,
+                args: call.args,
+                result: call.result,
+                flags: flags::BUFFERED,
+                ..event.header
+            })?;
+        }
+    }
+    Ok(chosen)
+}
+
 /// The loaded plugins and their worker threads.
 pub struct Pipeline {
     slots: Vec<Slot>,
@@ -144,7 +194,7 @@ pub struct Pipeline {
     /// wait on that lock about once per buffered syscall.
     retired: std::collections::VecDeque<Arc<Event>>,
     /// `dispatch`'s lists, kept for the next event.
-    requests: Vec<MemoryRequest>,
+    requests: Vec<(MemoryRequest, EventHeader)>,
     deliveries: Vec<(usize, Option<usize>)>,
 }
 
@@ -277,22 +327,25 @@ impl Pipeline {
             if !self.slots[i].active() {
                 continue;
             }
-            match self.slots[i].selector.wants(&event.header) {
-                RResult::ROk(req) if req.deliver => {
+            match ask(&mut self.slots[i].selector, &event) {
+                Ok(Some((req, asked))) => {
                     let snap = match req.memory {
                         MemoryRequest::None => None,
-                        memory => Some(match requests.iter().position(|r| *r == memory) {
-                            Some(k) => k,
-                            None => {
-                                requests.push(memory);
-                                requests.len() - 1
-                            }
-                        }),
+                        memory => {
+                            let key = (memory, asked);
+                            Some(match requests.iter().position(|r| *r == key) {
+                                Some(k) => k,
+                                None => {
+                                    requests.push(key);
+                                    requests.len() - 1
+                                }
+                            })
+                        }
                     };
                     deliveries.push((i, snap));
                 }
-                RResult::ROk(_) => {}
-                RResult::RErr(e) => self.fail(i, e.into()),
+                Ok(None) => {}
+                Err(e) => self.fail(i, e),
             }
         }
         if deliveries.is_empty() {
@@ -304,9 +357,9 @@ impl Pipeline {
         // Each distinct snapshot once.
         let snapshots: Vec<std::result::Result<Arc<Snapshot>, String>> = requests
             .iter()
-            .map(|r| {
+            .map(|(r, header)| {
                 source
-                    .snapshot(&event.header, r)
+                    .snapshot(header, r)
                     .map(Arc::new)
                     .map_err(|e| e.to_string())
             })

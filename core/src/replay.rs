@@ -11,7 +11,9 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use rrpipe_plugin_api::trace::{read_header, EventReader, TraceHeader};
-use rrpipe_plugin_api::{flags, AnchorInfo, Event, EventData, ExecInfo, Mode, Regs, SyscallInfo};
+use rrpipe_plugin_api::{
+    AnchorInfo, Event, EventData, EventKind, ExecInfo, Mode, Regs, SyscallInfo,
+};
 use rrpipe_syscallbuf as abi;
 
 use crate::cli::ReplayOptions;
@@ -192,7 +194,7 @@ struct RepTask {
     at_entry: bool,
     /// Inside a vfork: it comes back when its child execs or exits.
     in_kernel: bool,
-    /// Its buffered syscalls up to its next recorded stop, dispatched to
+    /// Its `Buffered` events up to its next recorded stop, dispatched to
     /// plugins once it gets there (where record dispatched them).
     batch: Vec<Event>,
     /// Bytes of records loaded into its syscall buffer for the stretch it
@@ -293,7 +295,7 @@ impl Replayer {
                 )));
             }
             self.cur = event.header.tid;
-            if event.header.flags & flags::BUFFERED != 0 {
+            if event.header.kind == EventKind::Buffered {
                 // Made by the preload library from its buffer: what it needs
                 // is loaded before the task runs to its next stop.
                 self.t_mut().batch.push(event);
@@ -386,6 +388,12 @@ impl Replayer {
                     return Ok(code);
                 }
                 EventData::Exec(info) => self.exec(&event, info)?,
+                EventData::Buffered(_) => {
+                    return Err(Error::BadTrace(format!(
+                        "event {}: buffered syscalls under a {:?} header",
+                        event.header.time, event.header.kind
+                    )))
+                }
             }
         }
     }
@@ -922,5 +930,6 @@ fn describe(event: &Event) -> String {
         EventData::Blocked(_) => format!("syscall {}", syscalls::name(event.header.syscall)),
         EventData::Preempt(_) => "preemption".to_string(),
         EventData::Abort(_) => "end of recording".to_string(),
+        EventData::Buffered(_) => "buffered syscalls".to_string(),
     }
 }

@@ -295,6 +295,7 @@ pub fn new_event(time: Time, tid: i32, data: EventData, result: i64) -> Event {
         EventData::Rdtsc(_) => (EventKind::Rdtsc, -1, [0; 6], 0),
         EventData::Exit(e) => (EventKind::Exit, -1, [0; 6], e.signal),
         EventData::Abort(_) => (EventKind::Abort, -1, [0; 6], 0),
+        EventData::Buffered(_) => (EventKind::Buffered, -1, [0; 6], 0),
     };
     Event {
         header: EventHeader {

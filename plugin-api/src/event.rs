@@ -118,6 +118,10 @@ pub enum EventKind {
     Rdtsc,
     /// A task exited or was killed.
     Exit,
+    /// The syscalls a thread made without a stop (syscall buffering),
+    /// reported together at its next stop, just before that stop's own
+    /// event: one event per stretch of buffered calls, not per call.
+    Buffered,
     /// Recording stopped before the program ended (unsupported syscall,
     /// interruption). Replay stops here with the recorded reason.
     Abort,
@@ -131,12 +135,12 @@ pub struct EventHeader {
     pub time: Time,
     pub tid: i32,
     pub kind: EventKind,
-    /// Syscall number for `Syscall` events, -1 otherwise.
+    /// Syscall number for `Syscall` and `Blocked` events, -1 otherwise.
     pub syscall: i64,
     /// Syscall arguments for `Syscall` events, zeros otherwise.
     pub args: [u64; 6],
     /// Syscall return value (negative errno on failure); exit code for
-    /// `Exit`; 0 otherwise.
+    /// `Exit`; the number of calls for `Buffered`; 0 otherwise.
     pub result: i64,
     /// Signal number for `Signal` events (and `Exit` by a signal), 0 otherwise.
     pub signal: i32,
@@ -152,10 +156,9 @@ pub mod flags {
     pub const STDOUT: u32 = 1;
     /// Likewise for rrpipe's stderr.
     pub const STDERR: u32 = 2;
-    /// A syscall the preload library made without a stop (syscall
-    /// buffering), reported at the thread's next stop: its event comes
-    /// later than the syscall ran, with the registers only partly known
-    /// (number, arguments, result) and its outputs as recorded.
+    /// Set on the headers a plugin's `wants` is offered for each call of a
+    /// `Buffered` event (see [`BufferedInfo`](super::BufferedInfo)): a syscall the preload
+    /// library made without a stop. Never set on an event itself.
     pub const BUFFERED: u32 = 4;
     /// A syscall the preload library meant to buffer but made traced
     /// instead (it would have blocked): replay sends it down the same path.
@@ -167,6 +170,7 @@ pub mod flags {
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemBlock {
     pub addr: u64,
+    #[serde(with = "bytes")]
     pub data: RVec<u8>,
 }
 
@@ -251,6 +255,7 @@ pub struct SignalInfo {
     /// The task dies of it (no handler, default action terminates).
     pub fatal: bool,
     /// The whole `siginfo_t` (128 bytes), handed to the handler in replay.
+    #[serde(with = "bytes")]
     pub siginfo: RVec<u8>,
     /// Set when the signal interrupted user code: it was delivered at this
     /// anchor instead, which replay must reach in the same state.
@@ -261,6 +266,7 @@ pub struct SignalInfo {
     /// depend on more than the program (XSAVE's choices, the last trap
     /// number); replay writes these bytes over its own frame. Empty when
     /// no handler ran.
+    #[serde(with = "bytes")]
     pub handler_frame: RVec<u8>,
 }
 
@@ -340,6 +346,176 @@ pub struct AbortInfo {
     pub exit_code: i32,
 }
 
+/// Syscalls the preload library made from its own buffer, without a stop:
+/// a thread's records, in the order it made the calls, exactly as the
+/// library wrote them (the `rrpipe_syscallbuf` layout). They travel as one
+/// block because a program like `cp` makes thousands between two stops:
+/// one event per call cost the tracer more than the calls themselves.
+/// [`BufferedInfo::calls`] reads them one by one.
+///
+/// Memory is the thread's at the stop they are reported at, after the
+/// calls: what each wrote is in its [`BufferedCall::output`].
+///
+/// A plugin's `wants` is offered the event's header, then one header per
+/// call (kind `Syscall`, flag [`flags::BUFFERED`], the event's time and
+/// tid, the call's number, arguments and result): a plugin that selects
+/// syscalls by number sees buffered ones too, and receives the event
+/// (once) if it wanted any of them.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BufferedInfo {
+    #[serde(with = "bytes")]
+    pub records: RVec<u8>,
+}
+
+/// One buffered syscall. The registers around it are not known (the
+/// library made it from its own stack), only what is here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferedCall<'a> {
+    pub nr: i64,
+    pub args: [u64; 6],
+    /// The raw result (negative errno on failure).
+    pub result: i64,
+    /// What the kernel wrote, and where in the program's memory.
+    pub output: Option<MemRef<'a>>,
+}
+
+/// Borrowed tracee bytes at an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemRef<'a> {
+    pub addr: u64,
+    pub data: &'a [u8],
+}
+
+/// Records that do not parse: the offset of the first bad one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MalformedRecord {
+    pub offset: usize,
+}
+
+impl std::fmt::Display for MalformedRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "malformed syscall buffer record at offset {}",
+            self.offset
+        )
+    }
+}
+
+impl std::error::Error for MalformedRecord {}
+
+impl BufferedInfo {
+    /// The calls, in order; an `Err` (then nothing more) where the records
+    /// stop making sense.
+    pub fn calls(&self) -> BufferedCalls<'_> {
+        BufferedCalls {
+            bytes: &self.records,
+            at: 0,
+        }
+    }
+}
+
+/// The iterator of [`BufferedInfo::calls`], also usable on raw records
+/// ([`BufferedCalls::new`]).
+pub struct BufferedCalls<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> BufferedCalls<'a> {
+    pub fn new(records: &'a [u8]) -> BufferedCalls<'a> {
+        BufferedCalls {
+            bytes: records,
+            at: 0,
+        }
+    }
+
+    /// The next record as the library wrote it, with its data.
+    pub fn next_record(
+        &mut self,
+    ) -> Option<Result<(rrpipe_syscallbuf::Record, &'a [u8]), MalformedRecord>> {
+        use rrpipe_syscallbuf as abi;
+        let at = self.at;
+        let rest = self.bytes.get(at..).filter(|r| !r.is_empty())?;
+        let bad = MalformedRecord { offset: at };
+        let Some(head) = rest.get(..abi::RECORD_SIZE) else {
+            self.at = self.bytes.len();
+            return Some(Err(bad));
+        };
+        let rec = abi::Record::from_bytes(head.try_into().expect("record size"));
+        let size = rec.size as usize;
+        let data_len = usize::try_from(rec.data_len).unwrap_or(usize::MAX);
+        if data_len > rest.len()
+            || size < abi::record_size(data_len)
+            || size > rest.len()
+            || !size.is_multiple_of(8)
+        {
+            self.at = self.bytes.len();
+            return Some(Err(bad));
+        }
+        self.at += size;
+        Some(Ok((
+            rec,
+            &rest[abi::RECORD_SIZE..abi::RECORD_SIZE + data_len],
+        )))
+    }
+}
+
+impl<'a> Iterator for BufferedCalls<'a> {
+    type Item = Result<BufferedCall<'a>, MalformedRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.next_record()?.map(|(rec, data)| BufferedCall {
+            nr: rec.nr,
+            args: rec.args,
+            result: rec.result,
+            output: (rec.data_len > 0).then_some(MemRef {
+                addr: rec.dest,
+                data,
+            }),
+        }))
+    }
+}
+
+/// Byte vectors as serde bytes: one copy instead of a call per byte (the
+/// encoding is the same in postcard either way).
+mod bytes {
+    use abi_stable::std_types::RVec;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &RVec<u8>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RVec<u8>, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RVec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<RVec<u8>, E> {
+                Ok(RVec::from_slice(v))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<RVec<u8>, E> {
+                Ok(v.into())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<RVec<u8>, A::Error> {
+                let mut v = Vec::with_capacity(a.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some(b) = a.next_element()? {
+                    v.push(b);
+                }
+                Ok(v.into())
+            }
+        }
+        d.deserialize_bytes(Visitor)
+    }
+}
+
 /// The variable part of an event.
 #[repr(u8)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -352,6 +528,7 @@ pub enum EventData {
     Rdtsc(RdtscInfo),
     Exit(ExitInfo),
     Abort(AbortInfo),
+    Buffered(BufferedInfo),
 }
 
 /// One event of the execution.
@@ -374,5 +551,79 @@ impl Event {
             EventData::Rdtsc(r) => Some(&r.regs),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rrpipe_syscallbuf as abi;
+
+    fn record(nr: i64, result: i64, dest: u64, data: &[u8]) -> Vec<u8> {
+        let rec = abi::Record {
+            size: abi::record_size(data.len()) as u32,
+            nr,
+            args: [nr as u64, 2, 3, 4, 5, 6],
+            result,
+            dest,
+            data_len: data.len() as u64,
+            ..abi::Record::default()
+        };
+        let mut bytes = rec.to_bytes().to_vec();
+        bytes.extend_from_slice(data);
+        bytes.resize(rec.size as usize, 0xee);
+        bytes
+    }
+
+    #[test]
+    fn calls_come_out_in_order_with_their_data() {
+        let mut records = record(0, 5, 0x1000, b"hello");
+        records.extend(record(39, 77, 0, b""));
+        let info = BufferedInfo {
+            records: records.into(),
+        };
+        let calls: Vec<BufferedCall> = info.calls().map(|c| c.unwrap()).collect();
+        assert_eq!(calls.len(), 2);
+        assert_eq!((calls[0].nr, calls[0].result), (0, 5));
+        assert_eq!(
+            calls[0].output,
+            Some(MemRef {
+                addr: 0x1000,
+                data: b"hello"
+            })
+        );
+        assert_eq!(
+            (calls[1].nr, calls[1].result, calls[1].output),
+            (39, 77, None)
+        );
+        assert_eq!(calls[1].args, [39, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn malformed_records_end_the_calls_with_an_error() {
+        let good = record(0, 1, 0x1000, b"x");
+        // Truncated in the second record's header.
+        let mut cut = good.clone();
+        cut.extend_from_slice(&record(1, 1, 0, b"")[..20]);
+        let errs: Vec<_> = BufferedCalls::new(&cut).collect();
+        assert!(errs[0].is_ok());
+        assert_eq!(errs[1], Err(MalformedRecord { offset: good.len() }));
+        assert_eq!(errs.len(), 2);
+        // Data longer than the record.
+        let mut long = record(0, 1, 0x1000, b"abc");
+        long[..4].copy_from_slice(&(abi::RECORD_SIZE as u32).to_le_bytes());
+        assert_eq!(
+            BufferedCalls::new(&long).next(),
+            Some(Err(MalformedRecord { offset: 0 }))
+        );
+        // Data length past the end.
+        let mut past = record(0, 1, 0x1000, b"abc");
+        let at = abi::RECORD_SIZE - 8;
+        past[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(
+            BufferedCalls::new(&past).next(),
+            Some(Err(MalformedRecord { offset: 0 }))
+        );
+        assert_eq!(BufferedCalls::new(&[]).next(), None);
     }
 }

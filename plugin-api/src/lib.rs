@@ -100,7 +100,12 @@
 //!
 //! impl Handler for Count {
 //!     fn on_event(&mut self, e: &Event, _: Option<&Snapshot>) -> Result<(), PluginError> {
-//!         *self.0.entry(e.header.tid).or_default() += 1;
+//!         // Buffered syscalls arrive as one event per stretch of calls.
+//!         let calls = match &e.data {
+//!             EventData::Buffered(b) => b.calls().count() as u64,
+//!             _ => 1,
+//!         };
+//!         *self.0.entry(e.header.tid).or_default() += calls;
 //!         Ok(())
 //!     }
 //!     fn finish(&mut self) -> Result<Vec<String>, PluginError> {

@@ -31,7 +31,7 @@ use crate::event::{Event, EventHeader, Mapping, Regs};
 /// Bumped whenever anything crossing the boundary changes shape or meaning.
 /// The host refuses plugins whose number differs; abi_stable's layout check
 /// catches what a forgotten bump would miss.
-pub const INTERFACE_VERSION: u32 = 4;
+pub const INTERFACE_VERSION: u32 = 5;
 
 /// Whether the host is recording or replaying.
 #[repr(u8)]

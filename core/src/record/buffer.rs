@@ -1,10 +1,14 @@
 //! Recording the syscalls the preload library made without a stop: at each
 //! stop of a task that has a syscall buffer, before that stop's own event,
-//! its records become events (flagged `BUFFERED`) and the buffer is
-//! emptied. A trailing fallback record marks the traced syscall this stop
-//! is the entry of.
+//! its records go out as one `Buffered` event, byte for byte as the library
+//! wrote them, and the buffer is emptied. A trailing fallback record marks
+//! the traced syscall this stop is the entry of.
+//!
+//! The records are checked here but not unpacked: a stretch of buffered
+//! calls costs the tracer two reads and one event, whatever its length
+//! (unpacked into an event per call, it cost more than the calls did).
 
-use rrpipe_plugin_api::{flags, EventData, MemBlock, Regs, SyscallInfo};
+use rrpipe_plugin_api::{BufferedCalls, BufferedInfo, EventData};
 use rrpipe_syscallbuf as abi;
 
 use super::Recorder;
@@ -14,8 +18,8 @@ use crate::error::{Error, Result};
 pub(super) type Fallback = (i64, [u64; 6]);
 
 impl Recorder {
-    /// Turns task `tid`'s buffered syscalls into events; returns the call
-    /// that fell back to the traced path, if the buffer ends with one.
+    /// Emits task `tid`'s buffered syscalls; returns the call that fell
+    /// back to the traced path, if the buffer ends with one.
     pub(super) fn flush_buffer(&mut self, tid: i32) -> Result<Option<Fallback>> {
         let Some(base) = self.session.buffer(tid) else {
             return Ok(None);
@@ -37,49 +41,35 @@ impl Recorder {
                 header.used
             )));
         }
-        let records = task
+        let mut records = task
             .read_mem(base + abi::HEADER_SIZE as u64, header.used as usize)
             .map_err(fail)?;
-        // Emptied first: the events below may stop the recording.
+        // Emptied first: the event below may stop the recording.
         task.write_mem(base, &0u32.to_le_bytes()).map_err(fail)?;
         let mut fallback = None;
-        let mut at = 0;
-        while at < records.len() {
-            let Some(bytes) = records.get(at..at + abi::RECORD_SIZE) else {
-                return Err(corrupt(tid, at));
-            };
-            let rec = abi::Record::from_bytes(bytes.try_into().expect("record size"));
-            let data_at = at + abi::RECORD_SIZE;
-            let end = data_at + rec.data_len as usize;
-            if (rec.size as usize) < abi::record_size(rec.data_len as usize)
-                || at + rec.size as usize > records.len()
-                || fallback.is_some()
-            {
-                return Err(corrupt(tid, at));
+        let mut calls = 0i64;
+        let mut parser = BufferedCalls::new(&records);
+        let mut end = 0;
+        while let Some(next) = parser.next_record() {
+            let (rec, _) = next.map_err(|e| corrupt(tid, e))?;
+            if fallback.is_some() {
+                return Err(corrupt(tid, "a record after a fallback"));
             }
-            at += rec.size as usize;
             if rec.flags & abi::FALLBACK != 0 {
                 fallback = Some((rec.nr, rec.args));
-                continue;
-            }
-            let outputs = if rec.data_len > 0 {
-                vec![MemBlock {
-                    addr: rec.dest,
-                    data: records[data_at..end].to_vec().into(),
-                }]
             } else {
-                Vec::new()
+                calls += 1;
+                end += rec.size as usize;
+            }
+        }
+        if calls > 0 {
+            records.truncate(end);
+            let info = BufferedInfo {
+                records: records.into(),
             };
-            let info = SyscallInfo {
-                regs: buffered_regs(&rec),
-                inputs: Vec::new().into(),
-                outputs: outputs.into(),
-                file: None.into(),
-            };
-            let mut event = self
+            let event = self
                 .session
-                .next_event(tid, EventData::Syscall(info), rec.result);
-            event.header.flags = flags::BUFFERED;
+                .next_event(tid, EventData::Buffered(info), calls);
             let task = &self.tasks[&tid].task;
             self.session.dispatch(event, task)?;
         }
@@ -87,25 +77,6 @@ impl Recorder {
     }
 }
 
-/// What is known of the registers of a buffered syscall: the number, the
-/// arguments and the result, at the untraced instruction.
-fn buffered_regs(rec: &abi::Record) -> Regs {
-    Regs {
-        orig_rax: rec.nr as u64,
-        rax: rec.result as u64,
-        rdi: rec.args[0],
-        rsi: rec.args[1],
-        rdx: rec.args[2],
-        r10: rec.args[3],
-        r8: rec.args[4],
-        r9: rec.args[5],
-        rip: abi::UNTRACED_IP,
-        ..Regs::default()
-    }
-}
-
-fn corrupt(tid: i32, at: usize) -> Error {
-    Error::Internal(format!(
-        "syscall buffer of task {tid}: malformed record at offset {at}"
-    ))
+fn corrupt(tid: i32, what: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("syscall buffer of task {tid}: {what}"))
 }

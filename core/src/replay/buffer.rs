@@ -4,7 +4,7 @@
 //! result and data instead of making it; once it is there, everything must
 //! have been taken, and the events go to the plugins, as in record.
 
-use rrpipe_plugin_api::{flags, Event, EventData};
+use rrpipe_plugin_api::{flags, BufferedCalls, Event, EventData};
 use rrpipe_syscallbuf as abi;
 
 use super::Replayer;
@@ -31,46 +31,40 @@ impl Replayer {
             ))
         })?;
         let mut bytes = Vec::new();
-        let mut add = |rec: abi::Record, data: &[u8]| {
-            bytes.extend_from_slice(&rec.to_bytes());
-            bytes.extend_from_slice(data);
-            bytes.resize(bytes.len().next_multiple_of(8), 0);
-        };
         for e in &t.batch {
-            let EventData::Syscall(info) = &e.data else {
+            let EventData::Buffered(info) = &e.data else {
                 return Err(Error::BadTrace(format!(
-                    "event {}: a buffered event that is no syscall",
-                    e.header.time
+                    "event {}: a {:?} event whose data is not buffered syscalls",
+                    e.header.time, e.header.kind
                 )));
             };
-            let (dest, data) = match info.outputs.first() {
-                Some(out) => (out.addr, &out.data[..]),
-                None => (0, &[][..]),
-            };
-            add(
-                abi::Record {
-                    size: abi::record_size(data.len()) as u32,
-                    flags: 0,
-                    nr: e.header.syscall,
-                    args: e.header.args,
-                    result: e.header.result,
-                    dest,
-                    data_len: data.len() as u64,
-                },
-                data,
-            );
+            // Checked here, not by the library: it trusts its buffer.
+            let mut records = BufferedCalls::new(&info.records);
+            while let Some(next) = records.next_record() {
+                match next {
+                    Ok((rec, _)) if rec.flags == 0 => {}
+                    Ok(_) => {
+                        return Err(Error::BadTrace(format!(
+                            "event {}: a flagged record among buffered syscalls",
+                            e.header.time
+                        )))
+                    }
+                    Err(bad) => {
+                        return Err(Error::BadTrace(format!("event {}: {bad}", e.header.time)))
+                    }
+                }
+            }
+            bytes.extend_from_slice(&info.records);
         }
         if fallback {
-            add(
-                abi::Record {
-                    size: abi::record_size(0) as u32,
-                    flags: abi::FALLBACK,
-                    nr: event.header.syscall,
-                    args: event.header.args,
-                    ..abi::Record::default()
-                },
-                &[],
-            );
+            let rec = abi::Record {
+                size: abi::record_size(0) as u32,
+                flags: abi::FALLBACK,
+                nr: event.header.syscall,
+                args: event.header.args,
+                ..abi::Record::default()
+            };
+            bytes.extend_from_slice(&rec.to_bytes());
         }
         if bytes.len() > abi::CAPACITY {
             return Err(Error::BadTrace(format!(

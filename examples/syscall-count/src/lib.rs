@@ -5,7 +5,10 @@
 //! and to make replay's faithfulness visible: replay presents the same
 //! events with the same tids, so the table of a replay is byte for byte the
 //! table of its recording. Its selector asks for `Syscall` headers only and
-//! never for memory, so it costs the tracee next to nothing.
+//! never for memory, so it costs the tracee next to nothing. Syscalls the
+//! preload library buffered come as one `Buffered` event per stretch,
+//! which the host offers to the selector call by call (as `Syscall`
+//! headers): the handler counts each call in it.
 //!
 //! Build it with `cargo build --manifest-path examples/Cargo.toml` and load
 //! it by path (relative to the TOML file), in record or in replay:
@@ -28,7 +31,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use rrpipe_plugin_api::{
-    Event, EventHeader, EventKind, Handler, Plugin, PluginContext, PluginError, Request, Snapshot,
+    Event, EventData, EventHeader, EventKind, Handler, Plugin, PluginContext, PluginError, Request, Snapshot,
 };
 use serde::Deserialize;
 use syscalls::Sysno;
@@ -56,6 +59,13 @@ struct SyscallCount {
 }
 
 impl SyscallCount {
+    fn count(&mut self, tid: i32, nr: i64) {
+        match usize::try_from(nr).ok().and_then(Sysno::new) {
+            Some(sysno) => *self.counts.entry((tid, sysno.name())).or_default() += 1,
+            None => *self.unknown.entry((tid, nr)).or_default() += 1,
+        }
+    }
+
     fn table(&self) -> String {
         let mut rows: Vec<(i32, String, u64)> = self
             .counts
@@ -82,12 +92,17 @@ impl SyscallCount {
 impl Handler for SyscallCount {
     fn on_event(&mut self, event: &Event, _: Option<&Snapshot>) -> Result<(), PluginError> {
         let h = &event.header;
-        if h.kind != EventKind::Syscall {
-            return Ok(());
-        }
-        match usize::try_from(h.syscall).ok().and_then(Sysno::new) {
-            Some(sysno) => *self.counts.entry((h.tid, sysno.name())).or_default() += 1,
-            None => *self.unknown.entry((h.tid, h.syscall)).or_default() += 1,
+        match &event.data {
+            EventData::Syscall(_) => self.count(h.tid, h.syscall),
+            // Syscall buffering: the calls a thread made without a stop,
+            // reported together.
+            EventData::Buffered(info) => {
+                for call in info.calls() {
+                    let call = call.map_err(|e| PluginError::new(e.to_string()))?;
+                    self.count(h.tid, call.nr);
+                }
+            }
+            _ => {}
         }
         Ok(())
     }

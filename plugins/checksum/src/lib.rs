@@ -139,7 +139,9 @@ impl When {
 
     fn selects(self, h: &EventHeader) -> bool {
         match self {
-            When::Syscalls => h.kind == EventKind::Syscall,
+            // A stretch of buffered syscalls counts as one: memory is
+            // taken at the stop that reports it, after all of them.
+            When::Syscalls => matches!(h.kind, EventKind::Syscall | EventKind::Buffered),
             When::AllEvents => true,
             When::From(t) => h.time >= t,
         }

@@ -126,10 +126,23 @@ impl rrpipe_plugin_api::Selector for Selector {
                 Request::with_memory(MemoryRequest::Core),
             ),
         };
-        self.causes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back((h.time, decision));
+        let mut causes = self.causes.lock().unwrap_or_else(|p| p.into_inner());
+        match (causes.back_mut(), decision) {
+            // The calls of one `Buffered` event are offered one by one
+            // under its time (see `BufferedInfo`); it comes once: one dump,
+            // every cause in its name.
+            (Some((t, Ok(earlier))), Ok(now)) if *t == h.time => {
+                for cause in now.split('+') {
+                    if !earlier.split('+').any(|c| c == cause) {
+                        earlier.push('+');
+                        earlier.push_str(cause);
+                    }
+                }
+            }
+            (Some((t, Err(_))), _) if *t == h.time => {}
+            (Some((t, earlier)), Err(e)) if *t == h.time => *earlier = Err(e),
+            (_, decision) => causes.push_back((h.time, decision)),
+        }
         request
     }
 }
