@@ -215,6 +215,7 @@ fn buffered(
         ptr::write_volatile(ptr::addr_of_mut!((*header).locked), 1);
         let at = buf.add(abi::HEADER_SIZE + h.used as usize);
         let data = at.add(abi::RECORD_SIZE);
+        let force_traced = ptr::addr_of_mut!((*header).force_traced);
         let unlock = || ptr::write_volatile(ptr::addr_of_mut!((*header).locked), 0);
         let advance = |size: u32| {
             ptr::write_volatile(ptr::addr_of_mut!((*header).used), h.used + size);
@@ -225,7 +226,21 @@ fn buffered(
                 args,
                 ..Record::default()
             };
-            match perform(data) {
+            // The tracer asked for a stop (a signal arrived during a
+            // stretch of buffered calls, see `force_traced`): this call
+            // takes the fallback path below, exactly as a call that would
+            // block does, so replay, which follows the FALLBACK record,
+            // makes the same traced syscall from the same place. The flag
+            // is read from the snapshot `h` and cleared only when seen: a
+            // flag the tracer set after the snapshot stays for the next
+            // call. Plain memory accesses: no libc (record-only code).
+            let outcome = if h.force_traced != 0 {
+                ptr::write_volatile(force_traced, 0);
+                Outcome::Fallback
+            } else {
+                perform(data)
+            };
+            match outcome {
                 Outcome::Done(result, len) => {
                     let len = len.min(max_out);
                     if len > 0 && dest != 0 {

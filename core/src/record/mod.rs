@@ -125,23 +125,58 @@ fn affinity_mask(cpus: &[usize]) -> Vec<u8> {
 static TRACEE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    /// SIGINTs and SIGTERMs sent to rrpipe alone so far.
+    static STOPS: AtomicU32 = AtomicU32::new(0);
     // A terminal's Ctrl-C reaches the whole foreground group, the program
     // included: nothing to do. A signal sent to rrpipe alone (kill, a
     // supervisor's SIGTERM) is passed on, so the program sees what it
     // would have seen, and the recording ends the way the program does.
-    // SAFETY: the kernel hands a valid siginfo; kill is async-signal-safe.
+    // A second SIGINT or SIGTERM means the first did not end it (the
+    // program ignores it, or is stuck): the program is killed (SIGKILL),
+    // and the recording ends as it does for a program killed from outside,
+    // with a trace that replays up to there. A third one ends rrpipe.
+    // SAFETY: the kernel hands a valid siginfo; kill, write and _exit are
+    // async-signal-safe, and so are atomics; errno is restored.
     unsafe {
-        if (*info).si_code <= 0 {
-            let pid = TRACEE.load(std::sync::atomic::Ordering::Relaxed);
-            if pid > 0 {
+        if (*info).si_code > 0 {
+            return;
+        }
+        let pid = TRACEE.load(Ordering::Relaxed);
+        if pid <= 0 {
+            return;
+        }
+        let errno = *libc::__errno_location();
+        let before = match sig {
+            libc::SIGINT | libc::SIGTERM => STOPS.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        let say = |msg: &[u8]| libc::write(2, msg.as_ptr().cast(), msg.len());
+        match before {
+            0 => {
                 libc::kill(pid, sig);
             }
+            1 => {
+                say(b"rrpipe: interrupted again: killing the recorded program\n");
+                libc::kill(pid, libc::SIGKILL);
+            }
+            _ => {
+                // Even that did not end it (its other processes, with
+                // --wait, or rrpipe itself is stuck): give up. The kernel
+                // kills the tracees with their tracer (PTRACE_O_EXITKILL);
+                // the trace is left incomplete.
+                say(b"rrpipe: interrupted a third time: exiting, the trace is incomplete\n");
+                libc::_exit(128 + sig);
+            }
         }
+        *libc::__errno_location() = errno;
     }
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP stop the program, not the recorder: the
-/// recorder records how the program reacts and completes the trace.
+/// recorder records how the program reacts and completes the trace. A
+/// second SIGINT or SIGTERM sent to rrpipe kills the program, a third
+/// ends rrpipe (see `forward`).
 fn forward_interruptions_to(pid: i32) {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     TRACEE.store(pid, std::sync::atomic::Ordering::Relaxed);
@@ -151,7 +186,7 @@ fn forward_interruptions_to(pid: i32) {
         SigSet::empty(),
     );
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        // SAFETY: the handler only makes an async-signal-safe call.
+        // SAFETY: the handler only makes async-signal-safe calls.
         let _ = unsafe { sigaction(sig, &action) };
     }
 }

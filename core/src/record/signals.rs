@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::ptrace::{is_fault, Resume, Stop};
 use crate::syscalls::{self, Replay};
 use crate::{anchor, rdtsc, sigframe};
+use rrpipe_syscallbuf as abi;
 
 impl Recorder {
     /// If `tid` stopped on a trapped rdtsc/rdtscp: reads the counter, steps
@@ -132,9 +133,12 @@ impl Recorder {
     pub(super) fn signal_at_anchor(&mut self, tid: i32, sig: i32, raw: Vec<u8>) -> Result<i32> {
         let Some((regs, anchor)) = self.step_to_anchor(tid)? else {
             // A syscall comes first: deliver it right after that syscall.
-            self.t(tid).task.tgkill(sig)?;
-            self.t_mut(tid).requeued.push((sig, raw));
-            self.resend_deferred(tid)?;
+            // It is kept until the syscall's entry stop (`resend_kept`):
+            // re-sent now, the kernel would deliver it again as soon as the
+            // task resumes, here, where it cannot be recorded, and stepping
+            // would find the same syscall ahead again, forever.
+            let t = self.t_mut(tid);
+            t.deferred.insert(0, (sig, raw));
             return Ok(0);
         };
         // Stopped by a step: deliver the signal from here.
@@ -144,37 +148,119 @@ impl Recorder {
         Ok(deliver)
     }
 
-    /// Re-sends the signals that came while `tid` was being stepped; each
-    /// gets its original siginfo back when it is delivered.
+    /// Re-sends the signals that came while `tid` was being stepped (and
+    /// those kept for a syscall, see `resend_kept`); each gets its
+    /// original siginfo back when it is delivered. A signal below SIGRTMIN
+    /// is sent once however many times it came, and not while one re-sent
+    /// earlier is still pending: the kernel would have merged them.
     pub(super) fn resend_deferred(&mut self, tid: i32) -> Result<()> {
         for (sig, raw) in std::mem::take(&mut self.t_mut(tid).deferred) {
+            let pending = self.t(tid).requeued.iter().any(|(s, _)| *s == sig);
+            if sig < libc::SIGRTMIN() && pending {
+                continue;
+            }
             self.t(tid).task.tgkill(sig)?;
             self.t_mut(tid).requeued.push((sig, raw));
         }
         Ok(())
     }
 
+    /// At a traced syscall's entry stop: the signals kept for this moment
+    /// (moved from user code to "after the next syscall") are sent now, so
+    /// the kernel delivers them as the syscall returns, a boundary that
+    /// `signal` recognises and replay reproduces; and a request that the
+    /// next buffered call go traced (`force_traced`) is withdrawn, this
+    /// being the stop it asked for.
+    pub(super) fn resend_kept(&mut self, tid: i32, preempted: bool) -> Result<()> {
+        if self.t(tid).deferred.is_empty() && !preempted {
+            return Ok(());
+        }
+        self.force_traced(tid, false)?;
+        self.resend_deferred(tid)
+    }
+
+    /// Sets (or clears) the `force_traced` flag of `tid`'s syscall buffer,
+    /// if it has one: set, its next buffered call makes its syscall traced,
+    /// after a FALLBACK record (replay follows the record and needs nothing
+    /// else), so the task stops at that syscall's entry.
+    pub(super) fn force_traced(&mut self, tid: i32, on: bool) -> Result<()> {
+        let Some(base) = self.session.buffer(tid) else {
+            return Ok(());
+        };
+        let at = base + std::mem::offset_of!(abi::Header, force_traced) as u64;
+        self.t(tid)
+            .task
+            .write_mem(at, &u32::from(on).to_le_bytes())
+            .map_err(|e| Error::internal(format!("write the syscall buffer of task {tid}"), e))
+    }
+
     /// Steps a task stopped in user code to an anchor: the first eligible
     /// instruction, reached a second time when it loops (to learn what
     /// changes between passes, which replay's trampoline checks first).
-    /// None when a syscall comes first.
+    /// None when a syscall comes first: the task is then at a syscall
+    /// instruction that stops, or about to reach one without running any
+    /// more of the program's code (see `syscall_ahead`), and its next
+    /// buffered call, if any, will go traced (`force_traced`).
     pub(super) fn step_to_anchor(&mut self, tid: i32) -> Result<Option<(Regs, AnchorInfo)>> {
+        let mut forced = false;
+        let found = self.step_to_anchor_inner(tid, &mut forced)?;
+        match self.t(tid).next_stop {
+            // A fault on the way: handled next; the rest applies.
+            Some(Stop::Signal(_)) | None => {}
+            // Killed while being stepped: nothing more to arrange.
+            Some(_) => return Ok(None),
+        }
+        if found.is_none() && !forced {
+            // The stepping gave up (no anchor within its limits) or stopped
+            // at a traced syscall. In the first case the task runs on to
+            // its next syscall, which must not be a buffered call made
+            // untraced: the flag sends it down the traced path. (Cleared
+            // at the entry stop the signal waits for.)
+            let task = &self.t(tid).task;
+            let rip = task.regs()?.rip;
+            if rip == abi::UNTRACED_SYSCALL || !anchor::at_syscall(task, rip) {
+                self.force_traced(tid, true)?;
+            }
+        } else if found.is_some() && forced {
+            // Found beyond the wrapper: the flag is not needed any more,
+            // and nothing can have consumed it (that would have been a
+            // traced syscall, which ends the stepping).
+            self.force_traced(tid, false)?;
+        }
+        Ok(found)
+    }
+
+    fn step_to_anchor_inner(
+        &mut self,
+        tid: i32,
+        forced: &mut bool,
+    ) -> Result<Option<(Regs, AnchorInfo)>> {
         const MAX_STEPS: u32 = 100_000;
         let mut steps = 0;
+        let start = self.t(tid).task.regs()?;
+        let mut inside = self.session.in_wrapper(tid, start.rsp);
+        if inside {
+            // Stopped inside a wrapper: its buffered call may not have
+            // decided yet, and then goes traced.
+            self.force_traced(tid, true)?;
+            *forced = true;
+        }
         loop {
             let task = &self.tasks[&tid].task;
             let regs = task.regs()?;
-            if anchor::at_syscall(task, regs.rip) {
+            if self.syscall_ahead(tid, &regs, &mut inside, forced)? {
                 return Ok(None);
             }
-            let eligible = if self.session.in_wrapper(tid, regs.rsp) {
+            let task = &self.tasks[&tid].task;
+            let eligible = if inside {
                 None
             } else {
                 anchor::eligible(task, regs.rip)
             };
             if let Some(found) = eligible {
                 let first_ops = anchor::operand_values(task, &regs, &found);
-                let Some((again, path)) = self.step_back_to(tid, regs.rip, &mut steps)? else {
+                let Some((again, path)) = self.step_back_to(tid, regs.rip, &mut steps, forced)?
+                else {
                     return Ok(None);
                 };
                 if !found.entered_only_at_start(&path) {
@@ -195,7 +281,9 @@ impl Recorder {
                     regs.rip
                 )));
             }
-            self.step(tid, &mut steps)?;
+            if !self.step(tid, &mut steps)? {
+                return Ok(None);
+            }
         }
     }
 
@@ -255,9 +343,13 @@ impl Recorder {
                     anchor: Some(anchor).into(),
                 },
                 None => {
-                    // Switch at its next syscall instead.
+                    // Switch at its next syscall instead (where the
+                    // signals that came meanwhile are re-sent too).
                     self.t_mut(tid).preempt_pending = true;
-                    self.resend_deferred(tid)?;
+                    if let Some(next) = self.t_mut(tid).next_stop.take() {
+                        // A fault, or it was killed, while being stepped.
+                        return self.handle(tid, next);
+                    }
                     return self.continue_or_park(tid);
                 }
             }
@@ -271,65 +363,143 @@ impl Recorder {
         Ok(())
     }
 
-    /// Single-steps `tid` once (emulating a trapped rdtsc on the way).
-    pub(super) fn step(&mut self, tid: i32, steps: &mut u32) -> Result<()> {
+    /// Single-steps `tid` once (emulating a trapped rdtsc on the way):
+    /// true when the instruction at the old rip has run; false when it
+    /// cannot be stepped (it faults) or the task stopped for good (killed:
+    /// its exit stop); that stop is kept in `next_stop` for the main loop.
+    pub(super) fn step(&mut self, tid: i32, steps: &mut u32) -> Result<bool> {
         *steps += 1;
-        let task = &self.tasks[&tid].task;
-        let rip = task.regs()?.rip;
-        task.resume(Resume::Step, 0)?;
-        match task.wait()? {
-            Stop::Signal(libc::SIGTRAP) => Ok(()),
-            Stop::Signal(libc::SIGSEGV) if rdtsc::decode(task, rip).is_some() => {
-                self.trapped_rdtsc(tid).map(drop)
-            }
-            Stop::Signal(sig) => {
-                // Another signal came meanwhile (a timer ticking on): keep
-                // it for later, and step on.
-                if !self.ticks.take_fired(tid, sig) {
-                    if let Ok(si) = task.siginfo() {
-                        // SAFETY: siginfo_t is plain data, 128 bytes.
-                        let raw = unsafe {
-                            std::slice::from_raw_parts(
-                                &si as *const libc::siginfo_t as *const u8,
-                                std::mem::size_of::<libc::siginfo_t>(),
-                            )
+        let rip = self.tasks[&tid].task.regs()?.rip;
+        loop {
+            let task = &self.tasks[&tid].task;
+            task.resume(Resume::Step, 0)?;
+            match task.wait()? {
+                Stop::Signal(libc::SIGTRAP) => return Ok(true),
+                Stop::Signal(libc::SIGSEGV) if rdtsc::decode(task, rip).is_some() => {
+                    return self.trapped_rdtsc(tid).map(|_| true);
+                }
+                Stop::Signal(sig) => {
+                    let si = task.siginfo().ok();
+                    if is_fault(sig) && si.is_some_and(|si| si.si_code > 0) {
+                        // The instruction faulted (or trapped cpuid): it
+                        // would again at every step. The stop is the main
+                        // loop's to handle, as if the task had run there.
+                        self.t_mut(tid).next_stop = Some(Stop::Signal(sig));
+                        return Ok(false);
+                    }
+                    // Another signal came meanwhile (a timer ticking on):
+                    // keep it for later. Its stop came before the
+                    // instruction ran (the trap of the previous step, a
+                    // synchronous signal, is always reported first), so
+                    // step again: counted as a step, the same address
+                    // would look like a loop back to it.
+                    if !self.ticks.take_fired(tid, sig) {
+                        if let Some(si) = si {
+                            // SAFETY: siginfo_t is plain data, 128 bytes.
+                            let raw = unsafe {
+                                std::slice::from_raw_parts(
+                                    &si as *const libc::siginfo_t as *const u8,
+                                    std::mem::size_of::<libc::siginfo_t>(),
+                                )
+                            }
+                            .to_vec();
+                            self.t_mut(tid).deferred.push((sig, raw));
                         }
-                        .to_vec();
-                        self.t_mut(tid).deferred.push((sig, raw));
                     }
                 }
-                Ok(())
+                other => {
+                    // Killed meanwhile (SIGKILL, from outside or from a
+                    // second interruption of rrpipe, see `forward`): the
+                    // exit stop is the main loop's to handle, which lets
+                    // the task die (left in that stop, it would never be
+                    // reaped).
+                    self.t_mut(tid).next_stop = Some(other);
+                    return Ok(false);
+                }
             }
-            other => Err(Error::Internal(format!(
-                "stepping task {tid} to an anchor: {other:?}"
-            ))),
         }
     }
 
-    /// Steps until the task is back at `rip`; None if a syscall comes
-    /// first or it takes too long (then the caller falls back). Returns the
-    /// registers there and every instruction address on the way.
+    /// Steps until the task is back at `rip` (an instruction outside the
+    /// preload library's wrappers); None if a syscall comes first or it
+    /// takes too long (then the caller falls back). Returns the registers
+    /// there and every instruction address on the way.
     pub(super) fn step_back_to(
         &mut self,
         tid: i32,
         rip: u64,
         steps: &mut u32,
+        forced: &mut bool,
     ) -> Result<Option<(Regs, Vec<u64>)>> {
         const LOOP_LIMIT: u32 = 10_000;
         let start = *steps;
         let mut path = vec![rip];
+        let mut inside = false;
         loop {
-            self.step(tid, steps)?;
+            if !self.step(tid, steps)? {
+                return Ok(None);
+            }
             let task = &self.tasks[&tid].task;
             let regs = task.regs()?;
             path.push(regs.rip);
             if regs.rip == rip {
                 return Ok(Some((regs, path)));
             }
-            if anchor::at_syscall(task, regs.rip) || *steps - start > LOOP_LIMIT {
+            if self.syscall_ahead(tid, &regs, &mut inside, forced)? || *steps - start > LOOP_LIMIT {
                 return Ok(None);
             }
         }
+    }
+
+    /// Whether a task being stepped (now at `regs`) is about to stop at a
+    /// syscall without running more of the program's code, so that the
+    /// stepping can end:
+    ///
+    /// - at a syscall instruction other than the preload library's
+    ///   untraced one: it stops at the syscall's entry;
+    /// - just entered a wrapper of the preload library (its stack pointer
+    ///   moved onto the thread's wrapper stack): with `force_traced` set,
+    ///   set here, the wrapper makes its syscall traced.
+    ///
+    /// At the untraced instruction (a wrapper decided to buffer its call
+    /// before the flag could tell it otherwise) the answer is no: that
+    /// syscall makes no stop, and the signal must not wait for the one
+    /// after it, which may never come. The flag is set (the wrapper's next
+    /// call goes traced) and the stepping goes on, over the untraced
+    /// syscall (the seccomp filter lets it run, and the step stops right
+    /// after it), through the rest of the wrapper and into the program's
+    /// code, where it may find an anchor; otherwise it ends at the next
+    /// wrapper's entry or at a traced syscall. `inside` tracks whether the
+    /// previous step was inside a wrapper; `forced` says whether the flag
+    /// was set.
+    fn syscall_ahead(
+        &mut self,
+        tid: i32,
+        regs: &Regs,
+        inside: &mut bool,
+        forced: &mut bool,
+    ) -> Result<bool> {
+        let now_inside = self.session.in_wrapper(tid, regs.rsp);
+        let entered = now_inside && !*inside;
+        *inside = now_inside;
+        if regs.rip == abi::UNTRACED_SYSCALL && self.session.buffer(tid).is_some() {
+            if !*forced {
+                self.force_traced(tid, true)?;
+                *forced = true;
+            }
+            return Ok(false);
+        }
+        if anchor::at_syscall(&self.t(tid).task, regs.rip) {
+            return Ok(true);
+        }
+        if entered {
+            if !*forced {
+                self.force_traced(tid, true)?;
+                *forced = true;
+            }
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// (caught by a handler, ignored) for `sig` in `tid`.

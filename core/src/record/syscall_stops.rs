@@ -36,6 +36,10 @@ impl Recorder {
         }
         // The syscalls it made without a stop come first, in order.
         let fallback = self.flush_buffer(tid)?;
+        // Signals moved from user code to this syscall are re-sent: the
+        // kernel delivers them as it returns (see `signal_at_anchor`).
+        let preempted = self.t(tid).preempt_pending;
+        self.resend_kept(tid, preempted)?;
         let task = &self.t(tid).task;
         let mut regs = task.regs()?;
         let nr = regs.orig_rax as i64;

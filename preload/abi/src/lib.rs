@@ -18,8 +18,9 @@
 //! the program asked for it and appends the record. At the thread's next
 //! stop (any traced syscall, signal, exit) the tracer reads the records,
 //! turns each into an event and empties the buffer. When a call cannot be
-//! buffered for a reason replay could not know (it would block), the
-//! wrapper appends a [`FALLBACK`] record and makes the syscall traced.
+//! buffered for a reason replay could not know (it would block, or the
+//! tracer asked for a stop with [`Header::force_traced`]), the wrapper
+//! appends a [`FALLBACK`] record and makes the syscall traced.
 //!
 //! *Replay.* Before the thread runs to its next recorded stop, the tracer
 //! fills its buffer with that stretch's records. Wrappers make no syscall:
@@ -78,7 +79,13 @@ pub struct Header {
     /// Nonzero while a wrapper works on the buffer: a wrapper entered from
     /// a signal handler then takes the traced path.
     pub locked: u32,
-    pub reserved: u32,
+    /// Record: set by the tracer (nonzero) to have the thread's next
+    /// buffered call take the traced path, with a [`FALLBACK`] record, so
+    /// that the thread stops at a syscall soon: a signal that interrupted
+    /// a stretch of buffered calls is delivered after that syscall. The
+    /// library clears it when it takes that path. Unused in replay, which
+    /// follows the records.
+    pub force_traced: u32,
 }
 
 pub const HEADER_SIZE: usize = core::mem::size_of::<Header>();
