@@ -224,6 +224,11 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn main() {
+    // `cargo bench` runs this with its own LD_LIBRARY_PATH (five build
+    // directories), which every workload would inherit: each library the
+    // dynamic loader looks up then costs ~20 failed opens, traced when
+    // recording. Users run their programs without it.
+    std::env::remove_var("LD_LIBRARY_PATH");
     let bin = rrpipe();
     let plugin_dir = bin.parent().unwrap().to_path_buf();
     if !plugin_dir.join("librrpipe_trace_writer.so").exists() {
