@@ -63,6 +63,27 @@ fn pipe_read_blocked_on_a_writer_thread(mode: Buffering) {
     assert_replay_matches(&r.trace, &r.record, &again);
 }
 
+both_modes!(fifo_opens_wait_for_the_other_end_without_freezing);
+/// Opens of named pipes that wait for the other end (a thread of the same
+/// program), in both orders, a read-write open, and a non-blocking one
+/// without a reader; the descriptors keep exactly the flags asked for
+/// (the library opens for writing with `O_NONBLOCK` and clears it).
+fn fifo_opens_wait_for_the_other_end_without_freezing(mode: Buffering) {
+    let bin = compile_c_threads("fifo_rendezvous");
+    let dir = scratch_dir("fifos");
+    let argv = [bin.to_str().unwrap(), dir.to_str().unwrap()];
+    let native = native(&argv, None);
+    assert_eq!(native.status, 0, "{}", native.describe("native"));
+    let r = assert_replays_identically(mode, &argv, None);
+    r.assert_status(0);
+    r.assert_stdout_contains("1: writer first: ping\n");
+    r.assert_stdout_contains("2: reader first: pong\n");
+    r.assert_stdout_contains("3: read-write: self\n");
+    r.assert_stdout_contains("4: no reader: ENXIO\n");
+    r.assert_stdout_contains("ALL OK\n");
+    r.assert_record_matches_native(&native, true);
+}
+
 // ---------------------------------------------------------------------------
 // A crash with records in the buffer (Done when, item 4).
 

@@ -157,7 +157,7 @@ pub fn event_line(event: &Event) -> String {
         EventData::Buffered(_) => format!("{} syscalls made without a stop", h.result),
     };
     let fallback = if h.flags & flags::BUFFER_FALLBACK != 0 {
-        " (not buffered: would wait)"
+        " (not buffered: would wait, or a signal was pending)"
     } else {
         ""
     };

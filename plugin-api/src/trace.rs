@@ -36,7 +36,10 @@ pub const FILES_DIR: &str = "files";
 /// Events per chunk before the writer compresses and flushes. Small enough
 /// that little is lost if the recorder dies, large enough to compress well.
 const CHUNK_EVENTS: u32 = 512;
-const CHUNK_BYTES: usize = 1 << 20;
+/// Also bytes per chunk: the last chunk is compressed after the program
+/// ended, while the user waits; at 1 MiB that tail (a buffered program's
+/// records fill chunks by size) was a millisecond.
+const CHUNK_BYTES: usize = 1 << 18;
 /// A chunk larger than this is taken as corruption, not allocated.
 const MAX_CHUNK: u32 = 1 << 30;
 
