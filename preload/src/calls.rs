@@ -290,17 +290,36 @@ pub unsafe extern "C" fn __close(fd: c_int) -> c_int {
 
 // --- file status ----------------------------------------------------------
 
-/// A syscall that writes one fixed-size structure at `dest`.
+/// A syscall that writes one fixed-size structure at `dest` (argument
+/// `dest_arg`) when it succeeds.
 unsafe fn fills(nr: i64, args: [u64; 6], dest_arg: usize, size: usize) -> i64 {
+    writes(nr, args, dest_arg, size, |r| if r == 0 { size } else { 0 })
+}
+
+/// A call that writes up to `n` bytes (its result) at argument `buf_arg`.
+unsafe fn fills_result(nr: i64, args: [u64; 6], buf_arg: usize, n: usize) -> i64 {
+    writes(nr, args, buf_arg, n, |r| r.max(0) as usize)
+}
+
+/// A syscall that writes up to `max` bytes at argument `dest_arg` into the
+/// program's memory: the kernel writes into the record instead, `kept`
+/// says how many of those bytes the result covers, the wrapper copies them.
+unsafe fn writes(
+    nr: i64,
+    args: [u64; 6],
+    dest_arg: usize,
+    max: usize,
+    kept: impl FnOnce(i64) -> usize,
+) -> i64 {
     let dest = args[dest_arg];
-    if dest == 0 {
+    if dest == 0 || max == 0 {
         return simple(nr, args);
     }
-    call(nr, args, dest, size, |data| {
-        let mut call = args;
-        call[dest_arg] = data as u64;
-        let r = untraced(nr, call);
-        Outcome::Done(r, if r == 0 { size } else { 0 })
+    call(nr, args, dest, max, |data| {
+        let mut real = args;
+        real[dest_arg] = data as u64;
+        let r = untraced(nr, real);
+        Outcome::Done(r, kept(r))
     })
 }
 
@@ -416,64 +435,37 @@ pub unsafe extern "C" fn getdents64(fd: c_int, buf: *mut c_void, n: SizeT) -> Ss
 
 // --- extended attributes (`ls -l` asks for ACLs and labels of each file) --
 
-/// A call that writes up to `n` bytes (its result) at `buf`, argument
-/// `buf_arg`: the kernel writes into the record, the wrapper copies.
-unsafe fn fills_result(nr: i64, args: [u64; 6], buf_arg: usize, n: usize) -> i64 {
-    let dest = args[buf_arg];
-    if dest == 0 || n == 0 {
-        return simple(nr, args);
-    }
-    call(nr, args, dest, n, |data| {
-        let mut real = args;
-        real[buf_arg] = data as u64;
-        let r = untraced(nr, real);
-        Outcome::Done(r, r.max(0) as usize)
-    })
+/// The xattr readers: (target, name, value, size) writing the value, and
+/// (target, list, size) writing the names; both return the bytes written.
+macro_rules! xattr_readers {
+    ($(get $get:ident($gt:ident: $gty:ty) = $gnr:ident;)* $(list $list:ident($lt:ident: $lty:ty) = $lnr:ident;)*) => {
+        $(
+            pub unsafe extern "C" fn $get(
+                $gt: $gty,
+                name: *const c_char,
+                value: *mut c_void,
+                size: SizeT,
+            ) -> SsizeT {
+                let args = a(&[$gt as u64, name as u64, value as u64, size as u64]);
+                libc_result(fills_result(libc::$gnr, args, 2, size)) as SsizeT
+            }
+        )*
+        $(
+            pub unsafe extern "C" fn $list($lt: $lty, list: *mut c_char, size: SizeT) -> SsizeT {
+                let args = a(&[$lt as u64, list as u64, size as u64]);
+                libc_result(fills_result(libc::$lnr, args, 1, size)) as SsizeT
+            }
+        )*
+    };
 }
 
-pub unsafe extern "C" fn getxattr(
-    path: *const c_char,
-    name: *const c_char,
-    value: *mut c_void,
-    size: SizeT,
-) -> SsizeT {
-    let args = a(&[path as u64, name as u64, value as u64, size as u64]);
-    libc_result(fills_result(libc::SYS_getxattr, args, 2, size)) as SsizeT
-}
-
-pub unsafe extern "C" fn lgetxattr(
-    path: *const c_char,
-    name: *const c_char,
-    value: *mut c_void,
-    size: SizeT,
-) -> SsizeT {
-    let args = a(&[path as u64, name as u64, value as u64, size as u64]);
-    libc_result(fills_result(libc::SYS_lgetxattr, args, 2, size)) as SsizeT
-}
-
-pub unsafe extern "C" fn fgetxattr(
-    fd: c_int,
-    name: *const c_char,
-    value: *mut c_void,
-    size: SizeT,
-) -> SsizeT {
-    let args = a(&[fd as u64, name as u64, value as u64, size as u64]);
-    libc_result(fills_result(libc::SYS_fgetxattr, args, 2, size)) as SsizeT
-}
-
-pub unsafe extern "C" fn listxattr(path: *const c_char, list: *mut c_char, size: SizeT) -> SsizeT {
-    let args = a(&[path as u64, list as u64, size as u64]);
-    libc_result(fills_result(libc::SYS_listxattr, args, 1, size)) as SsizeT
-}
-
-pub unsafe extern "C" fn llistxattr(path: *const c_char, list: *mut c_char, size: SizeT) -> SsizeT {
-    let args = a(&[path as u64, list as u64, size as u64]);
-    libc_result(fills_result(libc::SYS_llistxattr, args, 1, size)) as SsizeT
-}
-
-pub unsafe extern "C" fn flistxattr(fd: c_int, list: *mut c_char, size: SizeT) -> SsizeT {
-    let args = a(&[fd as u64, list as u64, size as u64]);
-    libc_result(fills_result(libc::SYS_flistxattr, args, 1, size)) as SsizeT
+xattr_readers! {
+    get getxattr(path: *const c_char) = SYS_getxattr;
+    get lgetxattr(path: *const c_char) = SYS_lgetxattr;
+    get fgetxattr(fd: c_int) = SYS_fgetxattr;
+    list listxattr(path: *const c_char) = SYS_listxattr;
+    list llistxattr(path: *const c_char) = SYS_llistxattr;
+    list flistxattr(fd: c_int) = SYS_flistxattr;
 }
 
 // --- copying --------------------------------------------------------------
