@@ -84,6 +84,47 @@ fn fifo_opens_wait_for_the_other_end_without_freezing(mode: Buffering) {
     r.assert_record_matches_native(&native, true);
 }
 
+both_modes!(directory_streams_behave_as_libc_and_are_buffered);
+/// `opendir`/`readdir`/`telldir`/`seekdir`/`rewinddir`/`readdir_r`/
+/// `fdopendir`/`closedir` over 1,500 entries, with their errors: the
+/// preload library implements them (libc's make their syscalls from
+/// inside libc, where no wrapper sees them), so with buffering their
+/// getdents are buffered.
+fn directory_streams_behave_as_libc_and_are_buffered(mode: Buffering) {
+    let bin = compile_c("dir_stream");
+    let native_dir = scratch_dir("dirs-native");
+    let native = native(&[bin.to_str().unwrap(), native_dir.to_str().unwrap()], None);
+    assert_eq!(native.status, 0, "{}", native.describe("native"));
+    let dir = scratch_dir("dirs");
+    let argv = [bin.to_str().unwrap(), dir.to_str().unwrap()];
+    let r = assert_replays_identically(mode, &argv, None);
+    r.assert_status(0);
+    r.assert_stdout_contains("readdir: 1502 entries\n");
+    r.assert_stdout_contains("seekdir: same entry\n");
+    r.assert_stdout_contains("ALL OK\n");
+    r.assert_record_matches_native(&native, true);
+    let listing = dump(&r.trace).stdout_str();
+    let of_kind = |kind: &str| -> String {
+        listing
+            .lines()
+            .filter(|l| l.split_whitespace().nth(2) == Some(kind))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let traced = count_calls(&of_kind("syscall"), "getdents64");
+    let buffered = count_calls(&of_kind("buffered"), "getdents64");
+    match mode {
+        // (A call the buffer has no room left for goes traced, and the
+        // stop empties the buffer: one in twenty here.)
+        Buffering::On => assert!(
+            buffered >= 10 && traced * 5 <= buffered,
+            "getdents64: {traced} traced, {buffered} buffered (trace {})",
+            r.trace.display()
+        ),
+        Buffering::Off => assert!(traced >= 10, "trace {}", r.trace.display()),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // A crash with records in the buffer (Done when, item 4).
 

@@ -12,6 +12,11 @@ use core::ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void};
 
 use crate::syscall::{call, console, libc_result, traced, untraced, Outcome};
 
+pub use crate::dir::{
+    closedir, dirfd, fdopendir, opendir, readdir, readdir64, readdir64_r, readdir_r, rewinddir,
+    seekdir, telldir,
+};
+
 type SizeT = usize;
 type SsizeT = isize;
 type OffT = i64;

@@ -13,8 +13,11 @@
 //! path) and fork-safe (a forked child inherits its parent's buffer, which
 //! rrpipe empties at every fork).
 //!
-//! Not buffered, hence traced as before: calls libc makes internally
-//! (`readdir`'s getdents, stdio's writes), raw `syscall` instructions,
+//! Directory streams (`opendir`, `readdir`, ...) are this library's own
+//! (`dir`), built on its wrappers: libc's make their calls internally.
+//!
+//! Not buffered, hence traced as before: other calls libc makes
+//! internally (stdio's writes, `scandir`, `glob`), raw `syscall` instructions,
 //! static programs, anything that might wait for another task (reads from
 //! pipes with no data, writes to anything but a regular file, opens of
 //! FIFOs and devices), and writes to rrpipe's own stdout and stderr (which
@@ -22,6 +25,7 @@
 //! points for `pthread_cancel`.
 
 mod calls;
+mod dir;
 mod syscall;
 
 /// The exported entry points. Each runs this library's implementation on
@@ -95,6 +99,17 @@ macro_rules! export {
 }
 
 export!(
+    opendir,
+    fdopendir,
+    readdir,
+    readdir64,
+    readdir_r,
+    readdir64_r,
+    closedir,
+    dirfd,
+    rewinddir,
+    seekdir,
+    telldir,
     getxattr,
     lgetxattr,
     fgetxattr,
