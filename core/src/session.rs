@@ -103,6 +103,7 @@ impl Session {
                 abi::SYS_REGISTER_BUFFER => {
                     self.live.buffers.insert(h.tid, h.args[0]);
                 }
+                libc::SYS_munmap => self.forget_unmapped_buffer(h.tid, h.args[0], h.args[1]),
                 libc::SYS_sigaltstack if h.args[0] != 0 => {
                     // stack_t: ss_sp, ss_flags (int, padded), ss_size.
                     let Ok(b) = task.read_mem(h.args[0], 24) else {
@@ -147,6 +148,30 @@ impl Session {
                 self.inherit_buffer(h.tid, h.result as i32, false);
             }
             _ => {}
+        }
+    }
+
+    /// Task `tid` unmapped `[addr, addr + len)`: if that touches the mapping
+    /// of its syscall buffer (stack and buffer), the buffer is gone and the
+    /// task has none. The preload library unmaps the whole mapping at the
+    /// thread's exit (a pthread key's destructor), in record and replay
+    /// alike, so that a program that keeps making threads does not keep
+    /// their buffers. Followed at the munmap's event, after the call: its
+    /// entry, like any stop, took the records still in the buffer, and
+    /// nothing reads the buffer between the call and its event. A program
+    /// that unmaps its own thread's buffer gets the same treatment (the
+    /// library would fault on its next call through it). Only `tid`'s
+    /// buffer: a forked child's copy at the same address is its own (other
+    /// threads' buffers lie elsewhere).
+    fn forget_unmapped_buffer(&mut self, tid: i32, addr: u64, len: u64) {
+        let Some(&buffer) = self.live.buffers.get(&tid) else {
+            return;
+        };
+        let end = addr.saturating_add(len.saturating_add(4095) & !4095);
+        let mapping =
+            buffer.saturating_sub(abi::STACK_SIZE as u64)..buffer + abi::BUFFER_SIZE as u64;
+        if addr < mapping.end && mapping.start < end {
+            self.live.buffers.remove(&tid);
         }
     }
 
@@ -208,7 +233,8 @@ struct Liveness {
     /// (none): the same events in both sessions.
     altstacks: std::collections::BTreeMap<i32, (u64, u64)>,
     /// Each task's syscall buffer (see `rrpipe_syscallbuf`), from its
-    /// registration, inherited by forks, gone at exec.
+    /// registration, inherited by forks, gone at exec, exit, or the munmap
+    /// that releases it at the thread's exit.
     buffers: std::collections::BTreeMap<i32, u64>,
 }
 

@@ -89,7 +89,8 @@ fn mode() -> u32 {
 }
 
 /// This thread's buffer: null before its first buffered call, [`NONE`]
-/// when it has none (rrpipe said no, or the mapping failed).
+/// when it has none (rrpipe said no, the mapping failed, it is being made,
+/// or it was released at the thread's exit: calls then go traced).
 const NONE: *mut u8 = ptr::dangling_mut::<u8>();
 
 thread_local! {
@@ -105,6 +106,10 @@ fn buffer() -> Option<*mut u8> {
     if !b.is_null() {
         return Some(b);
     }
+    // A wrapper in a signal handler that interrupts the making goes
+    // traced, rather than make a second buffer (the first would then be
+    // registered by neither).
+    let _ = BUFFER.try_with(|b| b.set(NONE));
     // SAFETY: plain syscalls on fresh memory.
     let made = unsafe {
         let addr = traced(
@@ -142,7 +147,82 @@ fn buffer() -> Option<*mut u8> {
         }
     };
     let _ = BUFFER.try_with(|b| b.set(made));
-    (made != NONE).then_some(made)
+    if made == NONE {
+        return None;
+    }
+    release_at_exit(made);
+    Some(made)
+}
+
+/// The pthread key whose destructor releases a thread's buffer when the
+/// thread ends (see [`release`]), or [`NO_KEY`]: made once per process, at
+/// its first buffer, in both sessions alike (pthread_key_create makes no
+/// syscall; a thread that finds another making it waits on a futex, traced).
+static RELEASE_KEY: std::sync::OnceLock<libc::pthread_key_t> = std::sync::OnceLock::new();
+const NO_KEY: libc::pthread_key_t = libc::pthread_key_t::MAX;
+
+/// glibc keeps the values of the first 32 keys in the thread descriptor
+/// (`PTHREAD_KEY_2NDLEVEL_SIZE`); a later key's first value in a thread
+/// allocates, which a wrapper called from a signal handler must not do.
+const KEYS_WITHOUT_ALLOCATION: libc::pthread_key_t = 32;
+
+/// Arranges for this thread's new buffer `buf` to be released when the
+/// thread ends: `pthread_exit`, or a return from its start routine, runs
+/// the key's destructor; `exit` (the end of the process) runs none, and
+/// neither does a vfork child's `_exit` (a vfork child shares, and must not
+/// unmap, its parent's buffer). A process whose key would be past the first
+/// 32 (a program that made that many before its first buffered call) keeps
+/// its threads' buffers until it ends, as before. Runs in both sessions,
+/// so it may call libc; decided alike in both (the key's number is program
+/// state).
+fn release_at_exit(buf: *mut u8) {
+    let key = *RELEASE_KEY.get_or_init(|| {
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: a key with a destructor that takes any value.
+        match unsafe { libc::pthread_key_create(&mut key, Some(release)) } {
+            0 if key < KEYS_WITHOUT_ALLOCATION => key,
+            _ => NO_KEY,
+        }
+    });
+    if key != NO_KEY {
+        // SAFETY: our key; its value only needs to be non-null for the
+        // destructor to run.
+        unsafe { libc::pthread_setspecific(key, buf as *const libc::c_void) };
+    }
+}
+
+/// The key's destructor, at the thread's exit: unmaps its buffer with a
+/// traced `munmap` of the whole mapping (stack and buffer), at which rrpipe
+/// forgets the buffer (records still in it were taken at the munmap's
+/// entry, as at any stop), in record and replay alike. The thread-local
+/// pointer becomes [`NONE`] first, so that whatever the thread does after
+/// (a later key's destructor, a signal handler) goes traced rather than
+/// make a buffer no destructor would release. Runs on the thread's own
+/// stack: when it does not (`pthread_exit` from a signal handler that
+/// interrupted a wrapper, on the private stack inside the mapping), the
+/// buffer is left mapped and stays registered.
+extern "C" fn release(_: *mut libc::c_void) {
+    let Ok(buf) = BUFFER.try_with(|b| b.get()) else {
+        return;
+    };
+    if buf.is_null() || buf == NONE {
+        return;
+    }
+    let base = buf as u64 - abi::STACK_SIZE as u64;
+    let rsp: u64;
+    // SAFETY: reads the stack pointer.
+    unsafe { asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
+    if (base..base + abi::MAPPING_SIZE as u64).contains(&rsp) {
+        return;
+    }
+    let _ = BUFFER.try_with(|b| b.set(NONE));
+    // SAFETY: the mapping `buffer` made, which nothing uses any more.
+    unsafe {
+        traced(
+            libc::SYS_munmap,
+            [base, abi::MAPPING_SIZE as u64, 0, 0, 0, 0],
+        );
+    }
 }
 
 /// Where the exported entry points run the wrapper (see `export!`): the

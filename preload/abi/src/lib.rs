@@ -29,6 +29,13 @@
 //! result; a [`FALLBACK`] record sends it to the traced path, as in record.
 //! Decisions both sessions can make alike (buffer busy or full) need no
 //! record.
+//!
+//! *Release.* When the thread ends (`pthread_exit` or a return from its
+//! start routine: a pthread key's destructor), the library unmaps the
+//! whole mapping ([`MAPPING_SIZE`] from [`STACK_SIZE`] below the buffer)
+//! with a traced `munmap` from the thread's own stack, in both sessions;
+//! the tracer takes the records still in the buffer at that syscall's entry
+//! and forgets the buffer at its event. The thread's later calls go traced.
 #![no_std]
 
 /// Where rrpipe maps its page in every tracee (see `core/src/exec.rs`).
