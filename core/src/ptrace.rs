@@ -65,6 +65,9 @@ pub struct Task {
     /// PTRACE_GETREGS is a syscall. Forgotten whenever the task may have
     /// changed: resumed, waited for, or replaced by an exec.
     regs: std::cell::Cell<Option<Regs>>,
+    /// A ptrace call found it out of its stop (ESRCH), or its memory gone:
+    /// see `gone`.
+    gone: std::cell::Cell<bool>,
 }
 
 fn proc_mem(tid: Pid) -> io::Result<File> {
@@ -82,6 +85,7 @@ impl Task {
             mem,
             last_resume: std::cell::Cell::new(Resume::Cont),
             regs: std::cell::Cell::new(None),
+            gone: std::cell::Cell::new(false),
         })
     }
 
@@ -97,11 +101,37 @@ impl Task {
         Error::internal(format!("{what} of task {}", self.tid), e)
     }
 
+    /// A failed ptrace call: ESRCH says the task is no longer in the stop
+    /// it was held in (see `gone`).
+    fn fail_ptrace(&self, what: &str, e: nix::errno::Errno) -> Error {
+        if e == nix::errno::Errno::ESRCH {
+            self.gone.set(true);
+        }
+        self.fail(what, e)
+    }
+
+    /// Whether the task was found gone: a ptrace call failed with ESRCH,
+    /// or its memory could not be read or written at all any more. Every
+    /// ptrace call is made on a task held in a stop, and only SIGKILL
+    /// (from outside, from rrpipe's second interruption, or the kernel's
+    /// for a group exit or an exec in another thread) takes a task out of
+    /// one: it is on its way out, and its exit stop (`PTRACE_EVENT_EXIT`)
+    /// or its end is reported next. Set until `clear_gone`.
+    pub fn gone(&self) -> bool {
+        self.gone.get()
+    }
+
+    /// Forgets that the task was found gone (its end is being handled).
+    pub fn clear_gone(&self) {
+        self.gone.set(false);
+    }
+
     pub fn regs(&self) -> Result<Regs> {
         if let Some(regs) = self.regs.get() {
             return Ok(regs);
         }
-        let r = nix::sys::ptrace::getregs(self.tid).map_err(|e| self.fail("PTRACE_GETREGS", e))?;
+        let r = nix::sys::ptrace::getregs(self.tid)
+            .map_err(|e| self.fail_ptrace("PTRACE_GETREGS", e))?;
         // Same field order and types (see Regs).
         let regs = unsafe { std::mem::transmute::<libc::user_regs_struct, Regs>(r) };
         self.regs.set(Some(regs));
@@ -122,7 +152,7 @@ impl Task {
             )
         };
         if rc < 0 {
-            return Err(self.fail("PTRACE_GETFPREGS", io::Error::last_os_error()));
+            return Err(self.fail_ptrace("PTRACE_GETFPREGS", nix::errno::Errno::last()));
         }
         // SAFETY: initialised by the kernel (or zeroed), plain bytes.
         let bytes = unsafe {
@@ -142,7 +172,8 @@ impl Task {
     pub fn set_regs(&self, regs: &Regs) -> Result<()> {
         let r = unsafe { std::mem::transmute::<Regs, libc::user_regs_struct>(*regs) };
         self.regs.set(None);
-        nix::sys::ptrace::setregs(self.tid, r).map_err(|e| self.fail("PTRACE_SETREGS", e))?;
+        nix::sys::ptrace::setregs(self.tid, r)
+            .map_err(|e| self.fail_ptrace("PTRACE_SETREGS", e))?;
         self.regs.set(Some(*regs));
         Ok(())
     }
@@ -228,10 +259,14 @@ impl Task {
             match n {
                 n if n > 0 => unsafe { buf.set_len(buf.len() + n as usize) },
                 0 => {
+                    // (/proc/PID/mem reads nothing at all, rather than
+                    // failing with EIO as for an unmapped page, once the
+                    // address space is gone: the task has exited.)
+                    self.gone.set(true);
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         format!("tracee memory at {at:#x} unreadable"),
-                    ))
+                    ));
                 }
                 _ => {
                     let e = io::Error::last_os_error();
@@ -245,7 +280,15 @@ impl Task {
     }
 
     pub fn write_mem(&self, addr: u64, data: &[u8]) -> io::Result<()> {
-        self.mem.write_all_at(data, addr)
+        let r = self.mem.write_all_at(data, addr);
+        if r.as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::WriteZero)
+        {
+            // Nothing written, not even an error: the address space is
+            // gone (see `read_mem_into`).
+            self.gone.set(true);
+        }
+        r
     }
 
     /// A NUL-terminated string (without the NUL), at most `max` bytes.
@@ -285,7 +328,7 @@ impl Task {
             Resume::Sysemu => nix::sys::ptrace::sysemu(self.tid, sig),
             Resume::Step => nix::sys::ptrace::step(self.tid, sig),
         };
-        r.map_err(|e| self.fail("resume", e))
+        r.map_err(|e| self.fail_ptrace("resume", e))
     }
 
     /// Waits for this task's next stop. A trapped `cpuid` is not one: it is
@@ -322,7 +365,7 @@ impl Task {
     }
 
     pub fn siginfo(&self) -> Result<libc::siginfo_t> {
-        nix::sys::ptrace::getsiginfo(self.tid).map_err(|e| self.fail("PTRACE_GETSIGINFO", e))
+        nix::sys::ptrace::getsiginfo(self.tid).map_err(|e| self.fail_ptrace("PTRACE_GETSIGINFO", e))
     }
 
     /// Replaces the siginfo of the signal this task is stopped for.
@@ -333,7 +376,8 @@ impl Task {
         // SAFETY: 128 bytes of a siginfo_t, as the kernel gave them.
         let si: libc::siginfo_t =
             unsafe { std::ptr::read_unaligned(raw.as_ptr() as *const libc::siginfo_t) };
-        nix::sys::ptrace::setsiginfo(self.tid, &si).map_err(|e| self.fail("PTRACE_SETSIGINFO", e))
+        nix::sys::ptrace::setsiginfo(self.tid, &si)
+            .map_err(|e| self.fail_ptrace("PTRACE_SETSIGINFO", e))
     }
 
     /// Queues signal `sig` for this very thread.
@@ -342,7 +386,7 @@ impl Task {
         let tgid = tgid_of(tid).unwrap_or(tid);
         let r = unsafe { libc::syscall(libc::SYS_tgkill, tgid, tid, sig) };
         if r != 0 {
-            return Err(self.fail("tgkill", io::Error::last_os_error()));
+            return Err(self.fail_ptrace("tgkill", nix::errno::Errno::last()));
         }
         Ok(())
     }
@@ -364,7 +408,7 @@ impl Task {
     }
 
     pub fn event_msg(&self) -> Result<i64> {
-        nix::sys::ptrace::getevent(self.tid).map_err(|e| self.fail("PTRACE_GETEVENTMSG", e))
+        nix::sys::ptrace::getevent(self.tid).map_err(|e| self.fail_ptrace("PTRACE_GETEVENTMSG", e))
     }
 
     /// The address space, from `/proc/TID/maps`.
@@ -453,13 +497,13 @@ fn wait_with(tid: Pid, flags: WaitPidFlag) -> Result<Option<(Pid, Stop)>> {
             return Ok(None);
         };
         let stop = match status {
-            WaitStatus::PtraceSyscall(_) => {
-                if syscall_stop_is_entry(pid)? {
-                    Stop::SyscallEntry
-                } else {
-                    Stop::SyscallExit
-                }
-            }
+            WaitStatus::PtraceSyscall(_) => match syscall_stop_is_entry(pid)? {
+                Some(true) => Stop::SyscallEntry,
+                Some(false) => Stop::SyscallExit,
+                // Killed (SIGKILL) since it stopped there: that stop is
+                // over, and its exit stop or its end is reported next.
+                None => continue,
+            },
             WaitStatus::Stopped(_, sig) => Stop::Signal(sig as i32),
             WaitStatus::PtraceEvent(_, _, ev) => Stop::Event(ev),
             WaitStatus::Exited(_, code) => Stop::Exited(code),
@@ -476,8 +520,11 @@ pub fn wait_any() -> Result<(Pid, Stop)> {
 }
 
 /// Entry or exit, from the kernel rather than by counting (counting drifts
-/// across sysemu, exec and injected syscalls).
-fn syscall_stop_is_entry(tid: Pid) -> Result<bool> {
+/// across sysemu, exec and injected syscalls). None when the task is no
+/// longer in that stop: a SIGKILL took it out (ESRCH: it is on its way
+/// out), or it is already at its exit stop (which has no syscall
+/// information), a stop that `waitpid` reports next.
+fn syscall_stop_is_entry(tid: Pid) -> Result<Option<bool>> {
     let mut info: libc::ptrace_syscall_info = unsafe { std::mem::zeroed() };
     let r = unsafe {
         libc::ptrace(
@@ -488,12 +535,20 @@ fn syscall_stop_is_entry(tid: Pid) -> Result<bool> {
         )
     };
     if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            return Ok(None);
+        }
         return Err(Error::internal(
             format!("PTRACE_GET_SYSCALL_INFO of task {tid}"),
-            io::Error::last_os_error(),
+            e,
         ));
     }
-    Ok(info.op == libc::PTRACE_SYSCALL_INFO_ENTRY)
+    Ok(match info.op {
+        libc::PTRACE_SYSCALL_INFO_ENTRY => Some(true),
+        libc::PTRACE_SYSCALL_INFO_NONE => None,
+        _ => Some(false),
+    })
 }
 
 impl crate::syscalls::MemRead for Task {

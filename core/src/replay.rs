@@ -88,6 +88,7 @@ pub fn run(opts: &ReplayOptions) -> Result<i32> {
         initial,
         initial_status: None,
         lingering: HashMap::new(),
+        doomed: HashMap::new(),
         session: Session::new(pipeline),
         dir,
         stage,
@@ -226,6 +227,12 @@ struct Replayer {
     initial_status: Option<i32>,
     /// Group leaders that exited before their threads (by recorded tid).
     lingering: HashMap<i32, Task>,
+    /// Tasks (by recorded tid) whose death by SIGKILL the trace has
+    /// reached while other threads of their process have events left,
+    /// with their process (the replay's thread-group id); the tasks are
+    /// kept in `lingering`, stopped at their last event, until their
+    /// process is killed (see `doom`).
+    doomed: HashMap<i32, i32>,
     session: Session,
     dir: PathBuf,
     stage: ExecStage,
@@ -265,6 +272,14 @@ impl Replayer {
         let debug = std::env::var_os("RRPIPE_DEBUG").is_some();
         loop {
             let Some(event) = events.next_event()? else {
+                // Threads whose death by SIGKILL the trace has, but not
+                // that of the last thread of their process: their process
+                // is killed now, as it was (see `doom`).
+                let groups: std::collections::BTreeSet<i32> =
+                    self.doomed.values().copied().collect();
+                for group in groups {
+                    self.kill_group(group)?;
+                }
                 if let Some(leader) = self.lingering.remove(&self.initial) {
                     // Its threads are gone: the process's status is here.
                     self.initial_status = Some(loop {
@@ -345,9 +360,24 @@ impl Replayer {
                 }
                 EventData::Exit(info) => {
                     let (code, signal) = (info.code, info.signal);
-                    self.resume_to(&event, Resume::Syscall, |s| {
-                        matches!(s, Stop::Event(libc::PTRACE_EVENT_EXIT))
-                    })?;
+                    if signal == libc::SIGKILL {
+                        if self.doom(&event)? {
+                            continue;
+                        }
+                        if let Some(status) = self.kill_here()? {
+                            // Gone without an exit stop.
+                            self.dispatch(event)?;
+                            self.tasks.remove(&self.cur);
+                            if self.cur == self.initial {
+                                self.initial_status = Some(status);
+                            }
+                            continue;
+                        }
+                    } else {
+                        self.resume_to(&event, Resume::Syscall, |s| {
+                            matches!(s, Stop::Event(libc::PTRACE_EVENT_EXIT))
+                        })?;
+                    }
                     let now = self.task().exit_info()?;
                     let seen = (now.code, now.signal);
                     if seen != (code, signal) {
@@ -396,6 +426,149 @@ impl Replayer {
                 }
             }
         }
+    }
+
+    /// Ends the current task the way its recorded `Exit` event says it
+    /// ended, by SIGKILL, and brings it to its exit stop; returns its
+    /// status instead when it ended without one.
+    ///
+    /// SIGKILL is never reported at a signal-delivery stop, so no `Signal`
+    /// event precedes such an end, and nothing sends it in replay: not
+    /// whoever killed the task from outside (another process, rrpipe's
+    /// second interruption), not a `kill` call of the program's own,
+    /// which replay emulates. Replay kills the task itself, where it
+    /// stands: at its last recorded event before the end. That is the
+    /// boundary the trace can place; where exactly the kill came after it
+    /// (in user code, in the middle of a syscall whose return the trace
+    /// does not have, or of a stretch of buffered calls) is not recorded,
+    /// and the task does not run there. The calls it buffered since that
+    /// event (recorded from its memory at its exit stop) are not made
+    /// again: their events reach the plugins at the exit stop, as they
+    /// did when recorded. Nothing the program did after its last event
+    /// can be seen: it printed nothing more (writes to rrpipe's output
+    /// are traced), and it is dead. (A task the kernel is killing anyway,
+    /// a thread whose process another thread's SIGKILL ended, is at its
+    /// exit stop already: the SIGKILL changes nothing there.)
+    ///
+    /// SIGKILL ends the whole process: when other threads of the current
+    /// task's process have events left, it is killed with the last of
+    /// them (see `doom`), and the threads the trace ended before are
+    /// brought to their end then.
+    fn kill_here(&mut self) -> Result<Option<i32>> {
+        let t = self.t_mut();
+        t.signal = 0;
+        t.loaded = None;
+        t.at_entry = false;
+        t.in_kernel = false;
+        let group = crate::ptrace::tgid_of(self.task().tid.as_raw());
+        self.task().tgkill(libc::SIGKILL)?;
+        let ended = loop {
+            match self.task().wait()? {
+                Stop::Event(libc::PTRACE_EVENT_EXIT) => break None,
+                Stop::Killed(sig) => break Some(128 + sig),
+                Stop::Exited(code) => break Some(code),
+                // A stop it had reached before the signal (a syscall's
+                // return that a vfork parent was let go to): on to the
+                // end.
+                _ => self.task().resume(Resume::Cont, 0)?,
+            }
+        };
+        if let Some(group) = group {
+            self.end_doomed(group)?;
+        }
+        for e in std::mem::take(&mut self.t_mut().batch) {
+            let task = &self.tasks[&self.cur].task;
+            self.session.dispatch(e, task)?;
+        }
+        Ok(ended)
+    }
+
+    /// At the recorded death by SIGKILL of the current task: when other
+    /// threads of its process have not ended yet in replay, the trace has
+    /// events of theirs after this one (their syscalls that completed
+    /// before the kill reached them, see the recorder's
+    /// `return_before_death`), which they could not replay if their
+    /// process died now. The task is not killed then, but stopped for
+    /// good where it stands, at its last event (its events, this one
+    /// included, reach the plugins now, as recorded), and its process is
+    /// killed with its last thread (or at the end of the trace). Returns
+    /// whether it was so doomed.
+    fn doom(&mut self, event: &Event) -> Result<bool> {
+        let Some(group) = crate::ptrace::tgid_of(self.task().tid.as_raw()) else {
+            return Ok(false);
+        };
+        let others = self.tasks.iter().any(|(&rec, t)| {
+            rec != self.cur && crate::ptrace::tgid_of(t.task.tid.as_raw()) == Some(group)
+        });
+        if !others {
+            return Ok(false);
+        }
+        let t = self.t_mut();
+        t.loaded = None;
+        for e in std::mem::take(&mut t.batch) {
+            let task = &self.tasks[&self.cur].task;
+            self.session.dispatch(e, task)?;
+        }
+        self.dispatch(event.clone())?;
+        let t = self.tasks.remove(&self.cur).expect("known task");
+        self.doomed.insert(self.cur, group);
+        self.lingering.insert(self.cur, t.task);
+        Ok(true)
+    }
+
+    /// Brings the doomed tasks of process `group`, killed, to their end:
+    /// each non-leader is reaped; a leader is left lingering (its end is
+    /// reported after its threads').
+    fn end_doomed(&mut self, group: i32) -> Result<()> {
+        let mine: Vec<i32> = self
+            .doomed
+            .iter()
+            .filter(|&(_, &g)| g == group)
+            .map(|(&rec, _)| rec)
+            .collect();
+        for rec in mine {
+            self.doomed.remove(&rec);
+            let Some(task) = self.lingering.remove(&rec) else {
+                continue;
+            };
+            loop {
+                match task.wait()? {
+                    Stop::Event(libc::PTRACE_EVENT_EXIT) if task.tid.as_raw() == group => {
+                        task.resume(Resume::Cont, 0)?;
+                        self.lingering.insert(rec, task);
+                        break;
+                    }
+                    Stop::Killed(_) | Stop::Exited(_) => break,
+                    _ => task.resume(Resume::Cont, 0)?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// At the end of the trace: kills process `group`, which has doomed
+    /// tasks, and brings all its tasks to their end (threads without an
+    /// end in the trace too, which would keep its leader's end from being
+    /// reported).
+    fn kill_group(&mut self, group: i32) -> Result<()> {
+        let Some((&rec, _)) = self.doomed.iter().find(|&(_, &g)| g == group) else {
+            return Ok(());
+        };
+        if let Some(task) = self.lingering.get(&rec) {
+            task.tgkill(libc::SIGKILL)?;
+        }
+        let rest: Vec<i32> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| crate::ptrace::tgid_of(t.task.tid.as_raw()) == Some(group))
+            .map(|(&rec, _)| rec)
+            .collect();
+        for rec in rest {
+            let t = self.tasks.remove(&rec).expect("known task");
+            self.doomed.insert(rec, group);
+            self.lingering.insert(rec, t.task);
+        }
+        self.end_doomed(group)
     }
 
     /// Runs the current task to the recorded anchor state `regs` (a signal

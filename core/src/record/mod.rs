@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rrpipe_plugin_api::trace::{write_header, TraceHeader};
-use rrpipe_plugin_api::{AbortInfo, BlockedInfo, EventData, MemBlock, Mode, Regs};
+use rrpipe_plugin_api::{AbortInfo, BlockedInfo, EventData, ExitInfo, MemBlock, Mode, Regs};
 
 use crate::cli::RecordOptions;
 use crate::config::PluginSpec;
@@ -302,6 +302,9 @@ struct RecTask {
     /// A stop already waited for while handling another (stepping into a
     /// signal handler met something else), to handle next.
     next_stop: Option<Stop>,
+    /// Its exit stop (`PTRACE_EVENT_EXIT`) was seen: its `Exit` event is
+    /// recorded (or deliberately left out, see `killed_by_exec_of_sibling`).
+    exit_seen: bool,
 }
 
 impl RecTask {
@@ -320,6 +323,7 @@ impl RecTask {
             held: None,
             restarting: false,
             next_stop: None,
+            exit_seen: false,
         }
     }
 }
@@ -489,13 +493,22 @@ impl Recorder {
             &mut self.saver,
         )?;
         self.emit(tid, EventData::Exec(info), 0)?;
-        self.run_task(tid)?;
+        let started = self.run_task(tid);
+        self.survive(started)?;
         let mut last = tid;
         loop {
             if self.current.is_none() {
                 if let Some(next) = self.next_stopped(last) {
                     last = next;
-                    self.run_task(next)?;
+                    let ran = self.run_parked(next);
+                    self.survive(ran)?;
+                    if let Some(outcome) = self.over() {
+                        return Ok(outcome);
+                    }
+                    if self.current.is_none() {
+                        // It ended instead: the next one.
+                        continue;
+                    }
                 }
             }
             if self.tasks.is_empty() {
@@ -510,21 +523,47 @@ impl Recorder {
             let (pid, stop) = crate::ptrace::wait_any()?;
             let tid = pid.as_raw();
             if let std::collections::btree_map::Entry::Vacant(slot) = self.tasks.entry(tid) {
+                if matches!(stop, Stop::Exited(_) | Stop::Killed(_)) {
+                    // The end of a task whose creation was never seen
+                    // (killed with its parent at its birth): nothing of
+                    // it is recorded.
+                    continue;
+                }
                 // A new task whose creation event has not been seen yet.
                 slot.insert(RecTask::new(Task::new(pid)?, State::Starting));
             }
-            self.handle(tid, stop)?;
-            if let Some(outcome) = self.initial_status.filter(|_| !self.wait_all) {
-                // The initial process ended: the recording ends with it.
-                crate::ptrace::kill_all(
-                    std::mem::take(&mut self.tasks)
-                        .into_values()
-                        .map(|t| t.task),
-                );
+            let handled = self.handle(tid, stop);
+            self.survive(handled)?;
+            if let Some(outcome) = self.over() {
                 return Ok(outcome);
             }
         }
         Ok(self.initial_status.unwrap_or(Outcome::Exited(0)))
+    }
+
+    /// When the initial process has ended (and rrpipe does not wait for
+    /// the others): the recording ends with it; the other tasks are killed.
+    fn over(&mut self) -> Option<Outcome> {
+        let outcome = self.initial_status.filter(|_| !self.wait_all)?;
+        crate::ptrace::kill_all(
+            std::mem::take(&mut self.tasks)
+                .into_values()
+                .map(|t| t.task),
+        );
+        Some(outcome)
+    }
+
+    /// Lets parked task `tid` run, unless it reported a stop while parked:
+    /// only a task killed meanwhile (SIGKILL from outside, or its process
+    /// ending in another thread) does, at its exit stop, which is handled
+    /// then. Resumed from there without a look, it would die before its
+    /// exit stop had been seen, with the calls it buffered since its last
+    /// stop (see `died`).
+    fn run_parked(&mut self, tid: i32) -> Result<()> {
+        match crate::ptrace::try_wait(self.t(tid).task.tid)? {
+            Some(stop) => self.handle(tid, stop),
+            None => self.run_task(tid),
+        }
     }
 
     /// Resumes `tid` after an event if it is the running task; otherwise it
@@ -573,9 +612,19 @@ impl Recorder {
                 self.continue_or_park(tid)
             }
             Stop::Event(libc::PTRACE_EVENT_EXIT) => {
+                // (Its memory is still there: the flush of its buffered
+                // calls before the event below finds them, however it
+                // ends, killed by SIGKILL included.)
+                let t = self.t_mut(tid);
+                t.exit_seen = true;
+                t.task.clear_gone();
                 let info = self.t(tid).task.exit_info()?;
                 let result = info.code as i64;
-                if !self.killed_by_exec_of_sibling(tid) {
+                let own_death = !self.killed_by_exec_of_sibling(tid);
+                if own_death && info.signal == libc::SIGKILL {
+                    self.return_before_death(tid)?;
+                }
+                if own_death {
                     // (Threads that an exec in their process kills die as
                     // part of that exec, in replay too: no event of theirs.)
                     self.emit(tid, EventData::Exit(info), 0.max(result))?;
@@ -650,9 +699,100 @@ impl Recorder {
                 t.task.resume(Resume::Syscall, 0)
             }
             Stop::Event(_) => self.t(tid).task.resume(Resume::Syscall, 0),
-            Stop::Exited(code) => self.ended(tid, Outcome::Exited(code)),
-            Stop::Killed(sig) => self.ended(tid, Outcome::Killed(sig)),
+            Stop::Exited(code) => self.died(tid, Outcome::Exited(code)),
+            Stop::Killed(sig) => self.died(tid, Outcome::Killed(sig)),
         }
+    }
+
+    /// Goes on after an error of handling a stop (`outcome`) when the error
+    /// came from a task found gone (see `Task::gone`): killed by SIGKILL
+    /// (from outside, or by a second interruption of rrpipe) between two
+    /// of rrpipe's ptrace calls, so that one of them failed with ESRCH.
+    /// No more calls are made on it until its end is reported, and that
+    /// is handled now: its `Exit` event (signal 9) is recorded like any
+    /// other end. Any other error stays the recording's error.
+    fn survive(&mut self, mut outcome: Result<()>) -> Result<()> {
+        loop {
+            let Err(e) = outcome else {
+                return Ok(());
+            };
+            let gone = self
+                .tasks
+                .iter()
+                .find(|(_, t)| t.task.gone())
+                .map(|(&tid, _)| tid);
+            let Some(tid) = gone.filter(|_| matches!(e, Error::Internal(_))) else {
+                return Err(e);
+            };
+            outcome = self.killed_while_held(tid);
+        }
+    }
+
+    /// Task `tid` left the stop rrpipe held it in: it was killed. What was
+    /// under way for it is dropped, but for the syscall it was in or had
+    /// returned from (see `return_before_death`); it waits for nothing
+    /// and runs no more. Its exit stop, or its end when the kernel reports
+    /// none, comes next: it is waited for and handled before anyone else
+    /// runs, as a task's end always is.
+    fn killed_while_held(&mut self, tid: i32) -> Result<()> {
+        let t = self.t_mut(tid);
+        t.task.clear_gone();
+        t.state = State::InKernel;
+        t.next_stop = None;
+        t.signal = 0;
+        t.requeued.clear();
+        t.deferred.clear();
+        t.preempt_pending = false;
+        t.restarting = false;
+        if self.current == Some(tid) {
+            self.current = None;
+        }
+        let stop = self.t(tid).task.wait()?;
+        self.handle(tid, stop)
+    }
+
+    /// Task `tid` ended (`outcome`, as `waitpid` reports it). Normally its
+    /// exit stop came first and recorded its `Exit` event. Without one,
+    /// the task was killed (SIGKILL) while rrpipe held it in a stop, and
+    /// reached its exit stop before rrpipe resumed it from what it took
+    /// for the stop it held, which let it die there: its `Exit` event is
+    /// recorded now. Its memory is gone with it: the syscalls it buffered
+    /// since its last stop cannot be read any more, and are lost (replay,
+    /// which ends the task at its last recorded event, does not miss
+    /// them: the task made no traced syscall after them).
+    fn died(&mut self, tid: i32, outcome: Outcome) -> Result<()> {
+        let t = self.t(tid);
+        let exec_elsewhere = self.tasks.iter().any(|(&other, t)| {
+            other != tid && t.pending.as_ref().is_some_and(|p| p.replay == Replay::Exec)
+        });
+        // (Not for a task that never stopped once: it has no events, and
+        // its creation may not be recorded either (its parent killed at
+        // the clone); replay leaves a task it created and never sees again
+        // to the end. Nor for a thread that an exec in another thread of
+        // its process may have killed: that death is part of the exec,
+        // see `killed_by_exec_of_sibling`, whose test needs the living
+        // task.)
+        if !t.exit_seen && t.state != State::Starting && !exec_elsewhere {
+            if let Some((data, result, flags)) = self.t_mut(tid).held.take() {
+                // A return it was to be told when it next ran, known
+                // already (see `return_before_death`).
+                if !RESTART_CODES.contains(&result) {
+                    let mut event = self.session.next_event(tid, data, result);
+                    event.header.flags = flags;
+                    let task = &self.tasks[&tid].task;
+                    self.session.dispatch(event, task)?;
+                }
+            }
+            let info = match outcome {
+                Outcome::Exited(code) => ExitInfo { code, signal: 0 },
+                Outcome::Killed(signal) => ExitInfo { code: 0, signal },
+            };
+            let result = info.code.max(0) as i64;
+            let event = self.session.next_event(tid, EventData::Exit(info), result);
+            let task = &self.tasks[&tid].task;
+            self.session.dispatch(event, task)?;
+        }
+        self.ended(tid, outcome)
     }
 
     /// Whether another thread of `tid`'s process is inside an execve, which

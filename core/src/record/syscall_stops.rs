@@ -152,47 +152,28 @@ impl Recorder {
             // execve's, consumed by spawn): nothing to record.
             return Ok(());
         };
-        let task = &self.t(tid).task;
         let nr = p.regs.orig_rax as i64;
         let args = p.regs.syscall_args();
-        let spec = syscalls::lookup(nr).expect("entry checked the table");
-        let mut regs = task.regs()?;
-        if let Replay::Deny(errno) = p.replay {
-            regs.rax = (-(errno as i64)) as u64;
-            task.set_regs(&regs)?;
-        }
-        let result = regs.rax as i64;
-        self.t_mut(tid).resumed_regs = Some(regs);
+        let result = match self.syscall_result(tid, &p) {
+            Ok(result) => result,
+            Err(e) => {
+                // Kept for the task's exit stop, if it was killed meanwhile
+                // (see `return_before_death`).
+                self.t_mut(tid).pending = Some(p);
+                return Err(e);
+            }
+        };
         let failed = (-4095..0).contains(&result);
         if p.replay == Replay::Exec && !failed && std::mem::take(&mut self.t_mut(tid).execed) {
             return self.exec_done(tid, p);
         }
-        let task = &self.t(tid).task;
-        let mut outputs = Vec::new();
-        let mut file = None;
-        if nr == libc::SYS_sched_getaffinity && result > 0 {
-            // The program is pinned to rrpipe's CPU; it is told the CPUs it
-            // would have had natively.
-            let n = (result as usize).min(self.native_affinity.len());
-            task.write_mem(args[2], &self.native_affinity[..n])
-                .map_err(|e| Error::internal("rewrite sched_getaffinity", e))?;
-        }
-        if !failed {
-            let ranges = syscalls::ranges(&spec.writes, &args, result, task)
-                .map_err(|e| Error::Internal(format!("{} output: {e}", spec.name)))?;
-            for (addr, len) in ranges {
-                let data = task.read_mem(addr, len as usize).map_err(|e| {
-                    Error::Internal(format!("{} output at {addr:#x}+{len}: {e}", spec.name))
-                })?;
-                outputs.push(MemBlock {
-                    addr,
-                    data: data.into(),
-                });
+        let (outputs, file) = match self.syscall_outputs(tid, &p, result) {
+            Ok(found) => found,
+            Err(e) => {
+                self.t_mut(tid).pending = Some(p);
+                return Err(e);
             }
-            if p.replay == Replay::Mmap && args[3] & libc::MAP_ANONYMOUS as u64 == 0 {
-                file = self.save_mapped_file(tid, &args)?;
-            }
-        }
+        };
         let info = SyscallInfo {
             regs: p.regs,
             inputs: p.inputs.into(),
@@ -226,6 +207,106 @@ impl Recorder {
         event.header.flags = flags;
         let task = &self.tasks[&tid].task;
         self.session.dispatch(event, task)
+    }
+
+    /// The result of the syscall `p` that task `tid` returned from (set
+    /// for a denied one).
+    fn syscall_result(&mut self, tid: i32, p: &Pending) -> Result<i64> {
+        let task = &self.t(tid).task;
+        let mut regs = task.regs()?;
+        if let Replay::Deny(errno) = p.replay {
+            regs.rax = (-(errno as i64)) as u64;
+            task.set_regs(&regs)?;
+        }
+        self.t_mut(tid).resumed_regs = Some(regs);
+        Ok(regs.rax as i64)
+    }
+
+    /// The memory the syscall `p` of task `tid` wrote, returning `result`,
+    /// and the copy of the file it mapped.
+    fn syscall_outputs(
+        &mut self,
+        tid: i32,
+        p: &Pending,
+        result: i64,
+    ) -> Result<(Vec<MemBlock>, Option<SavedFile>)> {
+        let task = &self.t(tid).task;
+        let nr = p.regs.orig_rax as i64;
+        let args = p.regs.syscall_args();
+        let spec = syscalls::lookup(nr).expect("entry checked the table");
+        let mut outputs = Vec::new();
+        let mut file = None;
+        if nr == libc::SYS_sched_getaffinity && result > 0 {
+            // The program is pinned to rrpipe's CPU; it is told the CPUs it
+            // would have had natively.
+            let n = (result as usize).min(self.native_affinity.len());
+            task.write_mem(args[2], &self.native_affinity[..n])
+                .map_err(|e| Error::internal("rewrite sched_getaffinity", e))?;
+        }
+        if !(-4095..0).contains(&result) {
+            let ranges = syscalls::ranges(&spec.writes, &args, result, task)
+                .map_err(|e| Error::Internal(format!("{} output: {e}", spec.name)))?;
+            for (addr, len) in ranges {
+                let data = task.read_mem(addr, len as usize).map_err(|e| {
+                    Error::Internal(format!("{} output at {addr:#x}+{len}: {e}", spec.name))
+                })?;
+                outputs.push(MemBlock {
+                    addr,
+                    data: data.into(),
+                });
+            }
+            if p.replay == Replay::Mmap && args[3] & libc::MAP_ANONYMOUS as u64 == 0 {
+                file = self.save_mapped_file(tid, &args)?;
+            }
+        }
+        Ok((outputs, file))
+    }
+
+    /// At the exit stop of task `tid`, killed by SIGKILL: the return of a
+    /// syscall it completed, whose event was not recorded yet, is recorded
+    /// now, before its death. Its effects happened (a write to the
+    /// terminal was seen), and replay, which ends the task at its last
+    /// recorded event (see `replay::kill_here`), reproduces them only so.
+    /// That is a return held for when the task would run again (it
+    /// returned while another task ran), or the syscall it was in: one
+    /// that replay emulates and that ran (killed at its entry, or while it
+    /// waited, it did not: its registers say `-ENOSYS`, or a restart code
+    /// the kill leaves there). Other syscalls (those replay runs again, an
+    /// exec, a clone, an mmap) end before the kill, at their entry.
+    pub(super) fn return_before_death(&mut self, tid: i32) -> Result<()> {
+        if let Some((data, result, flags)) = self.t_mut(tid).held.take() {
+            if !RESTART_CODES.contains(&result) {
+                let mut event = self.session.next_event(tid, data, result);
+                event.header.flags = flags;
+                let task = &self.tasks[&tid].task;
+                self.session.dispatch(event, task)?;
+            }
+            return Ok(());
+        }
+        let Some(p) = &self.t(tid).pending else {
+            return Ok(());
+        };
+        if p.replay != Replay::Emulate || self.t(tid).restarting {
+            return Ok(());
+        }
+        let entry_nr = p.regs.orig_rax;
+        let regs = self.t(tid).task.regs()?;
+        let result = regs.rax as i64;
+        if regs.orig_rax != entry_nr
+            || result == -(libc::ENOSYS as i64)
+            || RESTART_CODES.contains(&result)
+        {
+            return Ok(());
+        }
+        self.syscall_exit(tid)?;
+        if let Some((data, result, flags)) = self.t_mut(tid).held.take() {
+            // (Held because another task is current.)
+            let mut event = self.session.next_event(tid, data, result);
+            event.header.flags = flags;
+            let task = &self.tasks[&tid].task;
+            self.session.dispatch(event, task)?;
+        }
+        Ok(())
     }
 
     /// Which of rrpipe's own output streams fd `fd` of task `tid` is.
