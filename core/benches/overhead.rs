@@ -265,15 +265,22 @@ fn main() {
         let mut warm = Command::new(&w.argv[0]);
         warm.args(&w.argv[1..]);
         time(pinned(warm, cpu));
-        let native = median(
-            (0..runs)
-                .map(|_| {
-                    let mut c = Command::new(&w.argv[0]);
-                    c.args(&w.argv[1..]);
-                    time(pinned(c, cpu))
-                })
-                .collect(),
-        );
+        // Every timed run comes right after an untimed native run of the
+        // workload (`primed`): on this VM a run that follows even 0.3 s of
+        // idleness, or other work, takes up to three times as long as one
+        // that follows the same run, so native runs made back to back and
+        // rrpipe runs made between trace removals measured two different
+        // machines (2.3x against 1.5x for the same recording of cp -r).
+        let prime = || {
+            let mut c = Command::new(&w.argv[0]);
+            c.args(&w.argv[1..]);
+            time(pinned(c, cpu));
+        };
+        let primed = |c: Command| {
+            prime();
+            time(c)
+        };
+        let mut native = Vec::new();
         let mut record = Vec::new();
         let mut replay = Vec::new();
         let mut record_unbuffered = Vec::new();
@@ -300,25 +307,31 @@ fn main() {
             c
         };
         for i in 0..runs {
+            let mut c = Command::new(&w.argv[0]);
+            c.args(&w.argv[1..]);
+            native.push(primed(pinned(c, cpu)));
             let trace = scratch.join(format!("{}-{i}", w.name.split(' ').next().unwrap()));
-            record.push(time(record_cmd(&trace, &[])));
-            replay.push(time(replay_cmd(&trace, &[])));
+            record.push(primed(record_cmd(&trace, &[])));
+            replay.push(primed(replay_cmd(&trace, &[])));
             sizes = dir_size(&trace);
             let _ = std::fs::remove_dir_all(&trace);
-            record_unbuffered.push(time(record_cmd(&trace, &["--no-syscall-buffer"])));
-            replay_unbuffered.push(time(replay_cmd(&trace, &[])));
+            record_unbuffered.push(primed(record_cmd(&trace, &["--no-syscall-buffer"])));
+            replay_unbuffered.push(primed(replay_cmd(&trace, &[])));
             let _ = std::fs::remove_dir_all(&trace);
             if w.checksum {
                 let flag = ["--checksum=on-syscalls"];
+                prime();
                 let (took, stats) = time_with_stats(record_cmd(&trace, &flag));
                 checksummed.0.push(took);
                 checksummed.1.push(stats);
+                prime();
                 let (took, stats) = time_with_stats(replay_cmd(&trace, &flag));
                 checksummed.2.push(took);
                 checksummed.3.push(stats);
                 let _ = std::fs::remove_dir_all(&trace);
             }
         }
+        let native = median(native);
         let (record, replay) = (median(record), median(replay));
         if w.checksum {
             checksum_rows.push((w.name, native, record, replay, checksummed));
