@@ -30,18 +30,23 @@ pub const NO_TRAP_ENV: &str = "RRPIPE_NO_CPUID_TRAP";
 /// syscall at `insn`. Machines without CPUID faulting run unchanged.
 pub fn trap(task: &Task, insn: u64) -> Result<bool> {
     if std::env::var_os(NO_TRAP_ENV).is_some() {
+        task.set_cpuid_faulting(false);
         return Ok(false);
     }
     let r =
         crate::remote::syscall_from_user(task, insn, libc::SYS_arch_prctl, &[ARCH_SET_CPUID, 0])?;
-    match r {
-        0 => Ok(true),
-        r if r == -(libc::ENODEV as i64) || r == -(libc::EINVAL as i64) => Ok(false),
-        r => Err(Error::Internal(format!(
-            "arch_prctl(ARCH_SET_CPUID, 0) in task {} returned {r}",
-            task.tid
-        ))),
-    }
+    let on = match r {
+        0 => true,
+        r if r == -(libc::ENODEV as i64) || r == -(libc::EINVAL as i64) => false,
+        r => {
+            return Err(Error::Internal(format!(
+                "arch_prctl(ARCH_SET_CPUID, 0) in task {} returned {r}",
+                task.tid
+            )))
+        }
+    };
+    task.set_cpuid_faulting(on);
+    Ok(on)
 }
 
 /// Lets `cpuid` run natively again in the task (and in the tasks it
@@ -52,12 +57,17 @@ pub fn trap(task: &Task, insn: u64) -> Result<bool> {
 /// that, a faulting cpuid would only cost time, and in a VM each switch to
 /// a task with CPUID faulting on writes a model-specific register, which
 /// tripled the cost of a ptrace stop.
+///
+/// Once per exec: glibc's leaf-2 query untraps on Intel (see
+/// `features_read`), and the first syscall from outside the loader finds
+/// it done (on AMD, where glibc reads other leaves, that is the untrap).
 pub fn untrap(task: &Task, insn: u64) -> Result<()> {
-    if std::env::var_os(NO_TRAP_ENV).is_some() {
+    if !task.cpuid_faulting() || std::env::var_os(NO_TRAP_ENV).is_some() {
         return Ok(());
     }
     // ENODEV: this machine never trapped it.
     crate::remote::syscall_from_user(task, insn, libc::SYS_arch_prctl, &[ARCH_SET_CPUID, 1])?;
+    task.set_cpuid_faulting(false);
     Ok(())
 }
 

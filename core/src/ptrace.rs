@@ -68,6 +68,9 @@ pub struct Task {
     /// A ptrace call found it out of its stop (ESRCH), or its memory gone:
     /// see `gone`.
     gone: std::cell::Cell<bool>,
+    /// `cpuid` may fault in it (see `crate::cpuid`): true until known
+    /// otherwise, so that an untrap is never skipped wrongly.
+    cpuid_faulting: std::cell::Cell<bool>,
 }
 
 fn proc_mem(tid: Pid) -> io::Result<File> {
@@ -86,7 +89,17 @@ impl Task {
             last_resume: std::cell::Cell::new(Resume::Cont),
             regs: std::cell::Cell::new(None),
             gone: std::cell::Cell::new(false),
+            cpuid_faulting: std::cell::Cell::new(true),
         })
+    }
+
+    /// Whether `cpuid` may fault in this task (see `crate::cpuid`).
+    pub fn cpuid_faulting(&self) -> bool {
+        self.cpuid_faulting.get()
+    }
+
+    pub fn set_cpuid_faulting(&self, on: bool) {
+        self.cpuid_faulting.set(on);
     }
 
     /// Re-opens the memory file after an exec replaced the address space.
