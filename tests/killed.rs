@@ -36,35 +36,6 @@ fn exited(pid: libc::pid_t) -> bool {
     r != 0 || unsafe { info.si_pid() } != 0
 }
 
-/// The live processes (not zombies) of process group `pgid` other than its
-/// leader.
-fn left_in_group(pgid: libc::pid_t) -> Vec<libc::pid_t> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<libc::pid_t>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let (Some(state), Some(pgrp)) = (fields.first(), fields.get(2)) else {
-            continue;
-        };
-        if pid != pgid && pgrp.parse() == Ok(pgid) && !matches!(*state, "Z" | "X" | "x") {
-            found.push(pid);
-        }
-    }
-    found
-}
-
 /// What happened after the kill, seen from the test while rrpipe ran.
 #[derive(Default)]
 struct AfterKill {
@@ -83,7 +54,7 @@ fn watch_end(rrpipe_pid: libc::pid_t, since: Instant) -> AfterKill {
             return AfterKill {
                 took: Some(since.elapsed()),
                 // rrpipe leads its process group (see common::run).
-                left: left_in_group(rrpipe_pid),
+                left: live_group_members(rrpipe_pid),
             };
         }
         std::thread::sleep(Duration::from_millis(2));

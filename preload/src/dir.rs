@@ -21,6 +21,7 @@ use core::ffi::{c_char, c_int, c_long};
 use core::ptr;
 
 use crate::calls::{close, fcntl, fstat, getdents64, lseek, openat};
+use crate::syscall::{errno, set_errno};
 
 /// Bytes of directory entries read at once (glibc reads 32 KiB too).
 const BUF: usize = 32 * 1024;
@@ -42,16 +43,6 @@ pub struct Dir {
 /// d_type u8, d_name.
 const D_OFF: usize = 8;
 const D_RECLEN: usize = 16;
-
-fn set_errno(e: c_int) {
-    // SAFETY: errno is this thread's.
-    unsafe { *libc::__errno_location() = e };
-}
-
-fn errno() -> c_int {
-    // SAFETY: errno is this thread's.
-    unsafe { *libc::__errno_location() }
-}
 
 std::thread_local! {
     /// A stream's memory kept from a failed `opendir` for the next one.

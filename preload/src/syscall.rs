@@ -49,12 +49,21 @@ pub unsafe fn traced(nr: i64, a: [u64; 6]) -> i64 {
 /// A raw result as libc returns it: -1 with errno set on failure.
 pub fn libc_result(raw: i64) -> i64 {
     if (-4095..0).contains(&raw) {
-        // SAFETY: errno is this thread's.
-        unsafe { *libc::__errno_location() = -raw as i32 };
+        set_errno(-raw as i32);
         -1
     } else {
         raw
     }
+}
+
+pub fn set_errno(e: i32) {
+    // SAFETY: errno is this thread's.
+    unsafe { *libc::__errno_location() = e };
+}
+
+pub fn errno() -> i32 {
+    // SAFETY: errno is this thread's.
+    unsafe { *libc::__errno_location() }
 }
 
 /// Whether rrpipe's page is mapped in this process: 0 not yet known (a

@@ -172,7 +172,7 @@ pub fn run_with_leftovers(cmd: Command, stdin: Option<&[u8]>) -> (Run, Vec<libc:
 }
 
 /// The live processes of process group `pgid`, other than its leader.
-fn live_group_members(pgid: libc::pid_t) -> Vec<libc::pid_t> {
+pub fn live_group_members(pgid: libc::pid_t) -> Vec<libc::pid_t> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry

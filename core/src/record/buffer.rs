@@ -67,11 +67,7 @@ impl Recorder {
             let info = BufferedInfo {
                 records: records.into(),
             };
-            let event = self
-                .session
-                .next_event(tid, EventData::Buffered(info), calls);
-            let task = &self.tasks[&tid].task;
-            self.session.dispatch(event, task)?;
+            self.dispatch_now(tid, EventData::Buffered(info), calls, 0)?;
         }
         Ok(fallback)
     }

@@ -412,10 +412,38 @@ impl Recorder {
             // (An exec's entry flushed the old image's buffer.)
             self.flush_buffer(tid)?;
         }
+        self.dispatch_now(tid, data, result, flags)
+    }
+
+    /// Emits an event of task `tid` as it is, without first reporting the
+    /// syscalls it buffered (which `emit_flagged` does): for the buffer's
+    /// own event, a return held from an earlier stop, and a task whose
+    /// memory is gone.
+    fn dispatch_now(&mut self, tid: i32, data: EventData, result: i64, flags: u32) -> Result<()> {
         let mut event = self.session.next_event(tid, data, result);
         event.header.flags = flags;
         let task = &self.tasks[&tid].task;
         self.session.dispatch(event, task)
+    }
+
+    /// Emits the return held for task `tid` (see `RecTask::held`), if any.
+    fn emit_held(&mut self, tid: i32) -> Result<()> {
+        match self.t_mut(tid).held.take() {
+            Some((data, result, flags)) => self.dispatch_now(tid, data, result, flags),
+            None => Ok(()),
+        }
+    }
+
+    /// For a task that dies: emits the return held for it unless it is a
+    /// restart code (a restart it will never make); whether one was held.
+    fn emit_held_before_death(&mut self, tid: i32) -> Result<bool> {
+        let Some((data, result, flags)) = self.t_mut(tid).held.take() else {
+            return Ok(false);
+        };
+        if !RESTART_CODES.contains(&result) {
+            self.dispatch_now(tid, data, result, flags)?;
+        }
+        Ok(true)
     }
 
     fn unsupported(&self, tid: i32, what: String) -> Error {
@@ -441,10 +469,7 @@ impl Recorder {
                 self.current = Some(tid);
                 return Ok(());
             }
-            let mut event = self.session.next_event(tid, data, result);
-            event.header.flags = flags;
-            let task = &self.tasks[&tid].task;
-            self.session.dispatch(event, task)?;
+            self.dispatch_now(tid, data, result, flags)?;
         }
         let how = match &self.t(tid).pending {
             // At a syscall's entry: on to its exit.
@@ -596,14 +621,9 @@ impl Recorder {
                 if self.ticks.take_fired(tid, sig) {
                     return self.preempt(tid);
                 }
-                if let Some((data, result, flags)) = self.t_mut(tid).held.take() {
-                    // A real signal after a restart code: the kernel's
-                    // handler logic decides, in replay too.
-                    let mut event = self.session.next_event(tid, data, result);
-                    event.header.flags = flags;
-                    let task = &self.tasks[&tid].task;
-                    self.session.dispatch(event, task)?;
-                }
+                // A real signal after a restart code: the kernel's handler
+                // logic decides, in replay too.
+                self.emit_held(tid)?;
                 let deliver = self.signal(tid, sig)?;
                 self.t_mut(tid).signal = deliver;
                 if let Some(next) = self.t_mut(tid).next_stop.take() {
@@ -773,24 +793,15 @@ impl Recorder {
         // see `killed_by_exec_of_sibling`, whose test needs the living
         // task.)
         if !t.exit_seen && t.state != State::Starting && !exec_elsewhere {
-            if let Some((data, result, flags)) = self.t_mut(tid).held.take() {
-                // A return it was to be told when it next ran, known
-                // already (see `return_before_death`).
-                if !RESTART_CODES.contains(&result) {
-                    let mut event = self.session.next_event(tid, data, result);
-                    event.header.flags = flags;
-                    let task = &self.tasks[&tid].task;
-                    self.session.dispatch(event, task)?;
-                }
-            }
+            // A return it was to be told when it next ran, known already
+            // (see `return_before_death`).
+            self.emit_held_before_death(tid)?;
             let info = match outcome {
                 Outcome::Exited(code) => ExitInfo { code, signal: 0 },
                 Outcome::Killed(signal) => ExitInfo { code: 0, signal },
             };
             let result = info.code.max(0) as i64;
-            let event = self.session.next_event(tid, EventData::Exit(info), result);
-            let task = &self.tasks[&tid].task;
-            self.session.dispatch(event, task)?;
+            self.dispatch_now(tid, EventData::Exit(info), result, 0)?;
         }
         self.ended(tid, outcome)
     }

@@ -274,13 +274,7 @@ impl Recorder {
     /// the kill leaves there). Other syscalls (those replay runs again, an
     /// exec, a clone, an mmap) end before the kill, at their entry.
     pub(super) fn return_before_death(&mut self, tid: i32) -> Result<()> {
-        if let Some((data, result, flags)) = self.t_mut(tid).held.take() {
-            if !RESTART_CODES.contains(&result) {
-                let mut event = self.session.next_event(tid, data, result);
-                event.header.flags = flags;
-                let task = &self.tasks[&tid].task;
-                self.session.dispatch(event, task)?;
-            }
+        if self.emit_held_before_death(tid)? {
             return Ok(());
         }
         let Some(p) = &self.t(tid).pending else {
@@ -299,14 +293,8 @@ impl Recorder {
             return Ok(());
         }
         self.syscall_exit(tid)?;
-        if let Some((data, result, flags)) = self.t_mut(tid).held.take() {
-            // (Held because another task is current.)
-            let mut event = self.session.next_event(tid, data, result);
-            event.header.flags = flags;
-            let task = &self.tasks[&tid].task;
-            self.session.dispatch(event, task)?;
-        }
-        Ok(())
+        // (Held because another task is current.)
+        self.emit_held(tid)
     }
 
     /// Which of rrpipe's own output streams fd `fd` of task `tid` is.
