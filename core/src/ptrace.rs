@@ -220,7 +220,7 @@ impl Task {
     /// `process_vm_readv` refuses (pages without read permission, which it
     /// can read with ptrace's force; kernels or sandboxes without the call),
     /// so what can be read is the same as before.
-    fn read_mem_into(&self, addr: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+    pub fn read_mem_into(&self, addr: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         use std::sync::atomic::{AtomicBool, Ordering};
         /// Cleared the first time the kernel refuses the call outright.

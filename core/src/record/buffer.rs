@@ -41,9 +41,15 @@ impl Recorder {
                 header.used
             )));
         }
-        let mut records = task
-            .read_mem(base + abi::HEADER_SIZE as u64, header.used as usize)
-            .map_err(fail)?;
+        let mut records = self.session.pipeline.spare_records();
+        // Every buffer the same size: any spare fits any flush.
+        records.reserve_exact(abi::CAPACITY);
+        task.read_mem_into(
+            base + abi::HEADER_SIZE as u64,
+            header.used as usize,
+            &mut records,
+        )
+        .map_err(fail)?;
         // Emptied first: the event below may stop the recording.
         task.write_mem(base, &0u32.to_le_bytes()).map_err(fail)?;
         let mut fallback = None;
