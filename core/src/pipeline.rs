@@ -91,6 +91,9 @@ struct Slot {
     name: String,
     required: bool,
     selector: FfiSelector_TO<'static, RBox<()>>,
+    /// The plugin's request for every event, when it declared one: the
+    /// selector is then not asked.
+    every: Option<Request>,
     /// `None` once the plugin is disabled or finished.
     tx: Option<Sender<Msg>>,
     worker: Option<JoinHandle<WorkerOutcome>>,
@@ -264,7 +267,11 @@ impl Pipeline {
         let cpus: Option<Arc<[usize]>> = worker_cpus.filter(|c| !c.is_empty()).map(Arc::from);
         let mut slots = Vec::with_capacity(plugins.len());
         for (name, required, plugin) in plugins {
-            let FfiPlugin { selector, handler } = plugin;
+            let FfiPlugin {
+                selector,
+                every,
+                handler,
+            } = plugin;
             let (tx, rx) = bounded(CHANNEL_CAPACITY);
             let failure = Arc::new(OnceLock::new());
             let worker_failure = failure.clone();
@@ -286,6 +293,7 @@ impl Pipeline {
                 name,
                 required,
                 selector,
+                every: every.into_option(),
                 tx: Some(tx),
                 worker: Some(worker),
                 failure,
@@ -338,7 +346,12 @@ impl Pipeline {
             if !self.slots[i].active() {
                 continue;
             }
-            match ask(&mut self.slots[i].selector, &event) {
+            let slot = &mut self.slots[i];
+            let answer = match &slot.every {
+                Some(req) => Ok(req.deliver.then(|| (req.clone(), event.header))),
+                None => ask(&mut slot.selector, &event),
+            };
+            match answer {
                 Ok(Some((req, asked))) => {
                     let snap = match req.memory {
                         MemoryRequest::None => None,

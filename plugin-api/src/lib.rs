@@ -35,7 +35,10 @@
 //!    the files the plugin added to the trace directory.
 //!
 //! A plugin without a selector of its own ([`Plugin::new`]) takes every
-//! event without memory.
+//! event without memory; [`Plugin::with_request`] makes another fixed
+//! request of every event. Either is cheaper than a selector answering the
+//! same for all: a stretch of buffered syscalls is offered to a selector
+//! once per call, while a fixed request is taken once per event.
 //!
 //! # Snapshots
 //!

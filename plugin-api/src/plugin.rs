@@ -31,7 +31,7 @@ use crate::event::{Event, EventHeader, Mapping, Regs};
 /// Bumped whenever anything crossing the boundary changes shape or meaning.
 /// The host refuses plugins whose number differs; abi_stable's layout check
 /// catches what a forgotten bump would miss.
-pub const INTERFACE_VERSION: u32 = 5;
+pub const INTERFACE_VERSION: u32 = 6;
 
 /// Whether the host is recording or replaying.
 #[repr(u8)]
@@ -212,31 +212,54 @@ pub trait Handler: Send + 'static {
     }
 }
 
-/// A created plugin: its selector and its handler.
+/// A created plugin: its selector (or the one request it makes of every
+/// event) and its handler.
 pub struct Plugin {
-    selector: Box<dyn Selector>,
+    selector: Choice,
     handler: Box<dyn Handler>,
+}
+
+enum Choice {
+    Every(Request),
+    Selector(Box<dyn Selector>),
 }
 
 impl Plugin {
     /// A plugin that receives every event, without memory.
     pub fn new(handler: impl Handler) -> Self {
         Plugin {
-            selector: Box::new(|_: &EventHeader| Request::EVENT),
+            selector: Choice::Every(Request::EVENT),
             handler: Box::new(handler),
         }
     }
 
     /// Replaces the selector.
     pub fn with_selector(mut self, selector: impl Selector) -> Self {
-        self.selector = Box::new(selector);
+        self.selector = Choice::Selector(Box::new(selector));
+        self
+    }
+
+    /// Makes the same request of every event, instead of a selector. The
+    /// host then asks nothing: a selector is offered every call of a
+    /// stretch of buffered syscalls (thousands per stop), this answer is
+    /// taken once per event.
+    pub fn with_request(mut self, request: Request) -> Self {
+        self.selector = Choice::Every(request);
         self
     }
 
     #[doc(hidden)]
     pub fn into_ffi(self) -> FfiPlugin {
+        let (every, selector): (_, Box<dyn Selector>) = match self.selector {
+            Choice::Every(r) => (
+                ROption::RSome(r.clone()),
+                Box::new(move |_: &EventHeader| r.clone()),
+            ),
+            Choice::Selector(s) => (ROption::RNone, s),
+        };
         FfiPlugin {
-            selector: FfiSelector_TO::from_value(SelectorAdapter(self.selector), TD_Opaque),
+            selector: FfiSelector_TO::from_value(SelectorAdapter(selector), TD_Opaque),
+            every,
             handler: FfiHandler_TO::from_value(HandlerAdapter(self.handler), TD_Opaque),
         }
     }
@@ -340,6 +363,9 @@ impl FfiHandler for HandlerAdapter {
 #[derive(StableAbi)]
 pub struct FfiPlugin {
     pub selector: FfiSelector_TO<'static, RBox<()>>,
+    /// The request the plugin makes of every event (the host then never
+    /// calls `selector`), or none: ask `selector`.
+    pub every: ROption<Request>,
     pub handler: FfiHandler_TO<'static, RBox<()>>,
 }
 

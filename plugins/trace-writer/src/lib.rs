@@ -9,9 +9,7 @@
 use std::path::Path;
 
 use rrpipe_plugin_api::trace::{EventWriter, EVENTS_FILE};
-use rrpipe_plugin_api::{
-    Event, EventHeader, Handler, Mode, Plugin, PluginContext, PluginError, Request, Snapshot,
-};
+use rrpipe_plugin_api::{Event, Handler, Mode, Plugin, PluginContext, PluginError, Snapshot};
 
 rrpipe_plugin_api::export_plugin!("trace-writer", create);
 
@@ -55,6 +53,5 @@ fn create(ctx: &PluginContext) -> Result<Plugin, PluginError> {
     Ok(Plugin::new(TraceWriter {
         writer: Some(writer),
         path,
-    })
-    .with_selector(|_: &EventHeader| Request::EVENT))
+    }))
 }
