@@ -67,7 +67,9 @@ both_modes!(fifo_opens_wait_for_the_other_end_without_freezing);
 /// Opens of named pipes that wait for the other end (a thread of the same
 /// program), in both orders, a read-write open, and a non-blocking one
 /// without a reader; the descriptors keep exactly the flags asked for
-/// (the library opens for writing with `O_NONBLOCK` and clears it).
+/// (the library opens for writing with `O_NONBLOCK` and clears it); and a
+/// FIFO renamed over a path the program stat'ed as a regular file before
+/// (the library's knowledge from that stat ends at the rename).
 fn fifo_opens_wait_for_the_other_end_without_freezing(mode: Buffering) {
     let bin = compile_c_threads("fifo_rendezvous");
     let dir = scratch_dir("fifos");
@@ -80,6 +82,7 @@ fn fifo_opens_wait_for_the_other_end_without_freezing(mode: Buffering) {
     r.assert_stdout_contains("2: reader first: pong\n");
     r.assert_stdout_contains("3: read-write: self\n");
     r.assert_stdout_contains("4: no reader: ENXIO\n");
+    r.assert_stdout_contains("5: stat, then a FIFO renamed over: file, late\n");
     r.assert_stdout_contains("ALL OK\n");
     r.assert_record_matches_native(&native, true);
 }

@@ -51,12 +51,18 @@ pub const CHANNEL_CAPACITY: usize = 64;
 /// about a fifth of the recording time of a syscall-heavy program. With
 /// syscall buffering, a thread's stop brings up to a few thousand events at
 /// once: 32 per batch still cost a wake-up every 2 µs of buffered calls.
-/// A `Buffered` event (a stretch of up to thousands of calls) goes at once
-/// with what is batched before it: held back, the trace writer's work on
-/// a syscall-heavy program piled up until its end, where the user waits
-/// for it, and the records' memory could not be reused
-/// ([`Pipeline::spare_records`]).
+/// A batch also goes once it holds [`BATCH_RECORD_BYTES`] of buffered
+/// syscall records.
 pub const BATCH: usize = 256;
+
+/// Bytes of `Buffered` records (a few full syscall buffers) after which a
+/// batch goes without waiting for [`BATCH`] events. Held back until then,
+/// the trace writer's work on a syscall-heavy program piled up until its
+/// end, where the user waits for it, and the records' memory could not be
+/// reused ([`Pipeline::spare_records`]); sent with every `Buffered` event,
+/// waking the worker (an interrupt to another CPU, ~40 µs in a VM) cost
+/// more than the batching saved.
+pub const BATCH_RECORD_BYTES: usize = 1 << 20;
 
 /// Builds the memory a plugin asked for; implemented by the tracer for the
 /// stopped tracee.
@@ -104,6 +110,8 @@ struct Slot {
     backlog: Arc<Backlog>,
     /// Events not yet sent (see [`BATCH`]).
     batch: Vec<Queued>,
+    /// Bytes of `Buffered` records in `batch`.
+    batch_records: usize,
 }
 
 impl Slot {
@@ -121,6 +129,7 @@ impl Slot {
             return Ok(());
         };
         let events = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.batch_records = 0;
         tx.send(Msg::Events(events)).map_err(|_| {
             // The worker stopped: it recorded why before dropping its end.
             self.failure
@@ -300,6 +309,7 @@ impl Pipeline {
                 reported: false,
                 backlog,
                 batch: Vec::with_capacity(BATCH),
+                batch_records: 0,
             });
         }
         Ok(Pipeline {
@@ -392,7 +402,11 @@ impl Pipeline {
 
         // Phase 2: hand over to the workers.
         let time = event.header.time;
-        let urgent = is_urgent(&event) || event.header.kind == EventKind::Buffered;
+        let urgent = is_urgent(&event);
+        let records = match &event.data {
+            EventData::Buffered(info) => info.records.len(),
+            _ => 0,
+        };
         let event = Arc::new(event);
         while self
             .retired
@@ -426,7 +440,12 @@ impl Pipeline {
             slot.backlog.reserve(bytes);
             let memory = snap.is_some();
             slot.batch.push((event.clone(), snap, bytes));
-            if urgent || memory || slot.batch.len() >= BATCH {
+            slot.batch_records += records;
+            if urgent
+                || memory
+                || slot.batch.len() >= BATCH
+                || slot.batch_records >= BATCH_RECORD_BYTES
+            {
                 if let Err(detail) = slot.flush() {
                     self.fail(i, detail);
                 }
@@ -446,8 +465,8 @@ impl Pipeline {
 
     /// Keeps the record bytes of an event no plugin holds any more.
     fn reclaim(&mut self, event: Event) {
-        /// Enough for the buffers of a few threads between two retirements.
-        const KEEP: usize = 4;
+        /// A batch's worth ([`BATCH_RECORD_BYTES`]) and as much again.
+        const KEEP: usize = 2 * BATCH_RECORD_BYTES / rrpipe_syscallbuf::BUFFER_SIZE;
         if let EventData::Buffered(info) = event.data {
             if self.spare_records.len() < KEEP {
                 let mut records = info.records.into_vec();

@@ -10,6 +10,7 @@
 
 use core::ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void};
 
+use crate::stat_cache;
 use crate::syscall::{call, console, libc_result, traced, untraced, Outcome};
 
 pub use crate::dir::{
@@ -23,6 +24,8 @@ type OffT = i64;
 
 const STAT_SIZE: usize = core::mem::size_of::<libc::stat>();
 const STATX_SIZE: usize = 256;
+/// Offset of `stx_mode` (a `u16`) in `struct statx`.
+const STATX_MODE: usize = 0x1c;
 const TIMESPEC_SIZE: usize = 16;
 const FICLONE: c_ulong = 0x4004_9409;
 
@@ -166,7 +169,8 @@ pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, n: SizeT, off: Of
 // --- opening and closing --------------------------------------------------
 
 /// openat: buffered unless the path names a FIFO or a device (whose open
-/// may wait for the other end), checked with an untraced stat first.
+/// may wait for the other end), checked with an untraced stat first unless
+/// the program's own stat just told (`stat_cache`).
 pub unsafe extern "C" fn openat(
     dirfd: c_int,
     path: *const c_char,
@@ -185,6 +189,9 @@ pub unsafe extern "C" fn openat(
         }
         if let Some(fd) = open_for_writing_without_waiting(dirfd, path, flags, mode) {
             return fd;
+        }
+        if stat_cache::cannot_wait(dirfd, path) {
+            return Outcome::Done(untraced(libc::SYS_openat, args), 0);
         }
         let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
         let s = untraced(
@@ -298,23 +305,30 @@ pub unsafe extern "C" fn __close(fd: c_int) -> c_int {
 /// A syscall that writes one fixed-size structure at `dest` (argument
 /// `dest_arg`) when it succeeds.
 unsafe fn fills(nr: i64, args: [u64; 6], dest_arg: usize, size: usize) -> i64 {
-    writes(nr, args, dest_arg, size, |r| if r == 0 { size } else { 0 })
+    writes(
+        nr,
+        args,
+        dest_arg,
+        size,
+        |r, _| if r == 0 { size } else { 0 },
+    )
 }
 
 /// A call that writes up to `n` bytes (its result) at argument `buf_arg`.
 unsafe fn fills_result(nr: i64, args: [u64; 6], buf_arg: usize, n: usize) -> i64 {
-    writes(nr, args, buf_arg, n, |r| r.max(0) as usize)
+    writes(nr, args, buf_arg, n, |r, _| r.max(0) as usize)
 }
 
 /// A syscall that writes up to `max` bytes at argument `dest_arg` into the
 /// program's memory: the kernel writes into the record instead, `kept`
-/// says how many of those bytes the result covers, the wrapper copies them.
+/// says how many of those bytes the result covers (given the result and
+/// the bytes; record only), the wrapper copies them.
 unsafe fn writes(
     nr: i64,
     args: [u64; 6],
     dest_arg: usize,
     max: usize,
-    kept: impl FnOnce(i64) -> usize,
+    kept: impl FnOnce(i64, *const u8) -> usize,
 ) -> i64 {
     let dest = args[dest_arg];
     if dest == 0 || max == 0 {
@@ -324,7 +338,7 @@ unsafe fn writes(
         let mut real = args;
         real[dest_arg] = data as u64;
         let r = untraced(nr, real);
-        Outcome::Done(r, kept(r))
+        Outcome::Done(r, kept(r, data))
     })
 }
 
@@ -335,7 +349,17 @@ pub unsafe extern "C" fn fstatat(
     flags: c_int,
 ) -> c_int {
     let args = a(&[dirfd as u64, path as u64, buf as u64, flags as u64]);
-    libc_result(fills(libc::SYS_newfstatat, args, 2, STAT_SIZE)) as c_int
+    let r = writes(libc::SYS_newfstatat, args, 2, STAT_SIZE, |r, st| {
+        if r != 0 {
+            return 0;
+        }
+        let mode = core::mem::offset_of!(libc::stat, st_mode);
+        if never_waits(core::ptr::read_volatile(st.add(mode) as *const u32) & libc::S_IFMT) {
+            stat_cache::remember(dirfd, path);
+        }
+        STAT_SIZE
+    });
+    libc_result(r) as c_int
 }
 
 pub unsafe extern "C" fn fstatat64(
@@ -386,7 +410,18 @@ pub unsafe extern "C" fn statx(
         mask as u64,
         buf as u64,
     ]);
-    libc_result(fills(libc::SYS_statx, args, 4, STATX_SIZE)) as c_int
+    let r = writes(libc::SYS_statx, args, 4, STATX_SIZE, |r, stx| {
+        if r != 0 {
+            return 0;
+        }
+        let got = core::ptr::read_volatile(stx as *const u32); // stx_mask
+        let mode = core::ptr::read_volatile(stx.add(STATX_MODE) as *const u16) as u32;
+        if got & libc::STATX_TYPE != 0 && never_waits(mode & libc::S_IFMT) {
+            stat_cache::remember(dirfd, path);
+        }
+        STATX_SIZE
+    });
+    libc_result(r) as c_int
 }
 
 pub unsafe extern "C" fn access(path: *const c_char, mode: c_int) -> c_int {

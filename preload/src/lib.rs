@@ -26,6 +26,7 @@
 
 mod calls;
 mod dir;
+mod stat_cache;
 mod syscall;
 
 /// The exported entry points. Each runs this library's implementation on

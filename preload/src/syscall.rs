@@ -234,6 +234,13 @@ extern "C" fn release(_: *mut libc::c_void) {
     }
 }
 
+/// This thread's buffer if it has one, without making one: for the
+/// record-only code inside a wrapper, which runs once it is made.
+pub fn current_buffer() -> Option<*mut u8> {
+    let b = BUFFER.try_with(|b| b.get()).ok()?;
+    (!b.is_null() && b != NONE).then_some(b)
+}
+
 /// Where the exported entry points run the wrapper (see `export!`): the
 /// top of this thread's private stack, or 0 to stay on the program's stack
 /// (no buffer, or already on the private stack: a wrapper called from a

@@ -10,6 +10,12 @@
  *    and reads its own bytes back.
  * 4. The main thread opens "w-first" for writing with O_NONBLOCK and no
  *    reader: ENXIO.
+ * 5. The main thread stats "swapped", a regular file, and opens it for
+ *    reading (the library may skip its own stat: the program's just said
+ *    what the path is); then renames a FIFO over it, stats nothing, and
+ *    opens it for reading again while a thread opens it for writing 20 ms
+ *    later: the second open must wait for that writer, not believe the
+ *    stat of before the rename.
  * Then the status flags of the descriptors are checked: O_NONBLOCK only
  * where the program asked for it. */
 #define _GNU_SOURCE
@@ -21,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char w_first[4096], r_first[4096], rdwr[4096];
+static char w_first[4096], r_first[4096], rdwr[4096], swapped[4096], swap_fifo[4096];
 static int failures;
 
 static void check(int ok, const char *what) {
@@ -51,11 +57,23 @@ static void *reader(void *arg) {
     return NULL;
 }
 
+static void *late_writer(void *arg) {
+    (void)arg;
+    usleep(20 * 1000);
+    int fd = open(swapped, O_WRONLY);
+    check(fd >= 0, "late writer opens swapped");
+    check(write(fd, "late", 4) == 4, "write late");
+    close(fd);
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) return 2;
     snprintf(w_first, sizeof w_first, "%s/w-first", argv[1]);
     snprintf(r_first, sizeof r_first, "%s/r-first", argv[1]);
     snprintf(rdwr, sizeof rdwr, "%s/rdwr", argv[1]);
+    snprintf(swapped, sizeof swapped, "%s/swapped", argv[1]);
+    snprintf(swap_fifo, sizeof swap_fifo, "%s/swap-fifo", argv[1]);
     check(mkfifo(w_first, 0600) == 0, "mkfifo w-first");
     check(mkfifo(r_first, 0600) == 0, "mkfifo r-first");
     check(mkfifo(rdwr, 0600) == 0, "mkfifo rdwr");
@@ -96,9 +114,32 @@ int main(int argc, char **argv) {
     fd = open(w_first, O_WRONLY | O_NONBLOCK);
     printf("4: no reader: %s\n", fd < 0 && errno == ENXIO ? "ENXIO" : "opened");
 
+    fd = open(swapped, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    check(fd >= 0 && write(fd, "file", 4) == 4, "create swapped");
+    close(fd);
+    struct stat st;
+    check(stat(swapped, &st) == 0 && S_ISREG(st.st_mode), "stat swapped");
+    fd = open(swapped, O_RDONLY);
+    check(fd >= 0 && (fcntl(fd, F_GETFL) & (O_ACCMODE | O_NONBLOCK)) == O_RDONLY,
+          "open swapped: flags as asked");
+    memset(buf, 0, sizeof buf);
+    check(read(fd, buf, 4) == 4, "read swapped");
+    close(fd);
+    check(mkfifo(swap_fifo, 0600) == 0, "mkfifo swap-fifo");
+    check(rename(swap_fifo, swapped) == 0, "rename the FIFO over swapped");
+    pthread_create(&t, NULL, late_writer, NULL);
+    fd = open(swapped, O_RDONLY);
+    check(fd >= 0, "open swapped, now a FIFO");
+    char late[8] = {0};
+    check(read(fd, late, 4) == 4, "read late");
+    close(fd);
+    pthread_join(t, NULL);
+    printf("5: stat, then a FIFO renamed over: %s, %s\n", buf, late);
+
     unlink(w_first);
     unlink(r_first);
     unlink(rdwr);
+    unlink(swapped);
     printf(failures ? "FAILURES\n" : "ALL OK\n");
     return failures != 0;
 }

@@ -50,8 +50,14 @@ impl Recorder {
             &mut records,
         )
         .map_err(fail)?;
-        // Emptied first: the event below may stop the recording.
-        task.write_mem(base, &0u32.to_le_bytes()).map_err(fail)?;
+        // Emptied first: the event below may stop the recording. The other
+        // fields as they are (the thread is stopped), but a new stretch.
+        let emptied = abi::Header {
+            used: 0,
+            stretch: header.stretch.wrapping_add(1),
+            ..header
+        };
+        task.write_mem(base, &emptied.to_bytes()).map_err(fail)?;
         let mut fallback = None;
         let mut calls = 0i64;
         let mut parser = BufferedCalls::new(&records);

@@ -73,6 +73,12 @@ pub const STACK_SIZE: usize = 64 * 1024;
 /// The whole mapping: `STACK_SIZE` of stack, then the buffer (whose
 /// address is what the library registers).
 pub const MAPPING_SIZE: usize = STACK_SIZE + BUFFER_SIZE;
+/// The lowest bytes of the stack area, which the wrappers' stack never
+/// reaches (they use a few KiB): the library's record-only cache of paths
+/// it saw to be regular files, which spares a read-only open the stat that
+/// rules out a FIFO. Left out of memory comparisons with the rest of the
+/// mapping, as replay never writes it.
+pub const STAT_CACHE_SIZE: usize = 4096;
 
 /// At the start of every buffer.
 #[repr(C)]
@@ -93,6 +99,14 @@ pub struct Header {
     /// library clears it when it takes that path. Unused in replay, which
     /// follows the records.
     pub force_traced: u32,
+    /// Record: how many times the tracer has emptied the buffer (at every
+    /// stop of the thread after a buffered call). The library's record-only
+    /// knowledge of the file system (see [`STAT_CACHE_SIZE`]) holds within
+    /// one stretch of buffered calls: any syscall of the program that could
+    /// change what it knows (chdir, rename, mknod, ...) is traced, hence
+    /// ends the stretch.
+    pub stretch: u32,
+    pub reserved: u32,
 }
 
 pub const HEADER_SIZE: usize = core::mem::size_of::<Header>();
@@ -158,7 +172,7 @@ mod tests {
 
     #[test]
     fn layout_has_no_padding() {
-        assert_eq!(HEADER_SIZE, 16);
+        assert_eq!(HEADER_SIZE, 6 * 4);
         assert_eq!(RECORD_SIZE, 8 + 8 + 48 + 8 + 8 + 8);
         assert_eq!(record_size(0), RECORD_SIZE);
         assert_eq!(record_size(1), RECORD_SIZE + 8);
