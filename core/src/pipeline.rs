@@ -1049,4 +1049,47 @@ mod tests {
         let (entries, finished) = p.finish();
         assert!(finished.is_ok() && entries.is_empty());
     }
+
+    fn buffered(time: u64, bytes: usize) -> Event {
+        Event {
+            header: EventHeader {
+                result: 1,
+                ..header(time, EventKind::Buffered)
+            },
+            data: EventData::Buffered(rrpipe_plugin_api::BufferedInfo {
+                records: vec![0u8; bytes].into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn buffered_records_go_in_batches_by_size_and_their_memory_is_reused() {
+        let log = Log::default();
+        let plugins = vec![("w".to_string(), true, Plugin::new(recorder(&log)).into_ffi())];
+        let mut p = Pipeline::from_plugins(plugins, None).unwrap();
+        let source = FakeSource::default();
+        let quarter = BATCH_RECORD_BYTES / 4;
+        for t in 1..=3 {
+            p.dispatch(buffered(t, quarter), &source).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(log.lock().unwrap().is_empty(), "sent before a batch's worth");
+        p.dispatch(buffered(4, quarter), &source).unwrap();
+        let waited = std::time::Instant::now();
+        while log.lock().unwrap().len() < 4 {
+            assert!(waited.elapsed().as_secs() < 30, "the batch never arrived");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(p.spare_records().capacity() == 0, "nothing retired yet");
+        // The next event retires the four, which the worker let go.
+        p.dispatch(event(5), &source).unwrap();
+        for _ in 0..4 {
+            let spare = p.spare_records();
+            assert!(spare.is_empty() && spare.capacity() >= quarter);
+        }
+        assert_eq!(p.spare_records().capacity(), 0);
+        let (_, finished) = p.finish();
+        finished.unwrap();
+        assert_eq!(source.calls.load(Ordering::SeqCst), 0);
+    }
 }
