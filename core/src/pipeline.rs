@@ -1065,7 +1065,11 @@ mod tests {
     #[test]
     fn buffered_records_go_in_batches_by_size_and_their_memory_is_reused() {
         let log = Log::default();
-        let plugins = vec![("w".to_string(), true, Plugin::new(recorder(&log)).into_ffi())];
+        let plugins = vec![(
+            "w".to_string(),
+            true,
+            Plugin::new(recorder(&log)).into_ffi(),
+        )];
         let mut p = Pipeline::from_plugins(plugins, None).unwrap();
         let source = FakeSource::default();
         let quarter = BATCH_RECORD_BYTES / 4;
@@ -1073,7 +1077,10 @@ mod tests {
             p.dispatch(buffered(t, quarter), &source).unwrap();
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(log.lock().unwrap().is_empty(), "sent before a batch's worth");
+        assert!(
+            log.lock().unwrap().is_empty(),
+            "sent before a batch's worth"
+        );
         p.dispatch(buffered(4, quarter), &source).unwrap();
         let waited = std::time::Instant::now();
         while log.lock().unwrap().len() < 4 {
