@@ -131,17 +131,25 @@ struct SaveJob {
 /// Saves mapped files into the trace off the tracer thread. The tracer
 /// opens the file (cheap, and pins the very inode the program mapped, even
 /// if it is deleted or renamed next), the saver thread hard-links it when
-/// that is safe or copies it.
+/// that is safe or copies it. Jobs go to the thread [`SAVE_BATCH`] at a
+/// time: waking it (an interrupt to another CPU) cost ~20 µs per file in a
+/// VM, and a program's start maps a few dozen (libraries, locale files).
 pub struct FileSaver {
     trace_dir: PathBuf,
     saved: HashMap<String, SavedFile>,
-    jobs: Option<Sender<SaveJob>>,
+    pending: Vec<SaveJob>,
+    jobs: Option<Sender<Vec<SaveJob>>>,
     worker: Option<JoinHandle<Vec<String>>>,
 }
 
+/// Files opened and waiting for the saver thread before it is woken (each
+/// holds a descriptor of rrpipe's until then).
+const SAVE_BATCH: usize = 16;
+
 impl FileSaver {
     pub fn new(trace_dir: &Path, worker_cpus: Option<Vec<usize>>) -> FileSaver {
-        let (tx, rx): (Sender<SaveJob>, Receiver<SaveJob>) = crossbeam_channel::unbounded();
+        let (tx, rx): (Sender<Vec<SaveJob>>, Receiver<Vec<SaveJob>>) =
+            crossbeam_channel::unbounded();
         let worker = std::thread::Builder::new()
             .name("rrpipe-files".into())
             .spawn(move || {
@@ -149,7 +157,7 @@ impl FileSaver {
                     pin_to(&cpus);
                 }
                 let mut errors = Vec::new();
-                for job in rx {
+                for job in rx.iter().flatten() {
                     if let Err(e) = save(&job) {
                         errors.push(format!("{}: {e}", job.dest.display()));
                     }
@@ -160,6 +168,7 @@ impl FileSaver {
         FileSaver {
             trace_dir: trace_dir.to_path_buf(),
             saved: HashMap::new(),
+            pending: Vec::with_capacity(SAVE_BATCH),
             jobs: Some(tx),
             worker,
         }
@@ -204,15 +213,24 @@ impl FileSaver {
             dest: self.trace_dir.join(&name),
             link_ok,
         };
-        if let Some(tx) = &self.jobs {
-            let _ = tx.send(job);
+        self.pending.push(job);
+        if self.pending.len() >= SAVE_BATCH {
+            self.send_pending();
         }
         self.saved.insert(name, saved.clone());
         Ok(Some(saved))
     }
 
+    fn send_pending(&mut self) {
+        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(SAVE_BATCH));
+        if let Some(tx) = &self.jobs {
+            let _ = tx.send(batch);
+        }
+    }
+
     /// Waits for every copy; returns the saved names for the manifest.
     pub fn finish(mut self) -> Result<Vec<String>> {
+        self.send_pending();
         drop(self.jobs.take());
         if let Some(worker) = self.worker.take() {
             let errors = worker
