@@ -32,6 +32,13 @@ struct Slot {
     /// Tasks stopped by the preempter whose stop was not seen yet.
     fired: Vec<i32>,
     quit: bool,
+    /// The helper waits with no deadline: arming must wake it. Otherwise
+    /// it wakes by itself at a deadline no later than any new one (a slice
+    /// armed now ends after every slice armed before), and re-reads
+    /// `armed` then, so arming, re-arming and disarming need no wake-up:
+    /// waking it cost a context switch at every change of the running
+    /// task, which a program of several threads makes at most stops.
+    waiting_forever: bool,
 }
 
 /// The wall-clock tick source: a helper thread that stops the running
@@ -68,7 +75,9 @@ impl TickSource for Preempter {
         let (lock, cv) = &*self.shared;
         let mut slot = lock.lock().unwrap_or_else(|p| p.into_inner());
         slot.armed = tid.map(|t| (t, Instant::now() + SLICE));
-        cv.notify_all();
+        if tid.is_some() && slot.waiting_forever {
+            cv.notify_all();
+        }
     }
 
     fn take_fired(&mut self, tid: i32, signal: i32) -> bool {
@@ -115,7 +124,11 @@ fn run(shared: &(Mutex<Slot>, Condvar)) {
             return;
         }
         match slot.armed {
-            None => slot = cv.wait(slot).unwrap_or_else(|p| p.into_inner()),
+            None => {
+                slot.waiting_forever = true;
+                slot = cv.wait(slot).unwrap_or_else(|p| p.into_inner());
+                slot.waiting_forever = false;
+            }
             Some((tid, deadline)) => {
                 let now = Instant::now();
                 if now < deadline {
