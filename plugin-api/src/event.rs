@@ -217,8 +217,11 @@ pub struct ExecInfo {
     pub argv: RVec<RString>,
     /// The address space the kernel built.
     pub maps: RVec<Mapping>,
-    /// Contents of every writable mapping (stack with argv, env, auxv and
-    /// AT_RANDOM; the zero-padded data pages), restored verbatim in replay.
+    /// The pages of the writable mappings that the kernel wrote (the stack
+    /// with argv, env, auxv and AT_RANDOM; the zero-padded end of the data
+    /// segment), restored verbatim in replay. Pages left untouched hold
+    /// the mapped file's bytes or zeros, which replay's exec reproduces,
+    /// and are left out.
     pub memory: RVec<MemBlock>,
     /// The files mapped by the kernel (executable, interpreter).
     pub files: RVec<SavedFile>,
