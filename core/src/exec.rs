@@ -376,3 +376,83 @@ pub fn restore(task: &Task, info: &ExecInfo, trace_dir: &Path) -> Result<Result<
     }
     Ok(Ok(()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: usize = 4096;
+
+    /// Maps `pages` pages (anonymous, or of a fresh file when `file`),
+    /// writes the pages in `written` and reads the one in `read`.
+    fn mapping(
+        pages: usize,
+        file: Option<&std::fs::File>,
+        written: &[usize],
+        read: &[usize],
+    ) -> u64 {
+        use std::os::fd::AsRawFd;
+        let (flags, fd) = match file {
+            Some(f) => (libc::MAP_PRIVATE, f.as_raw_fd()),
+            None => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1),
+        };
+        // SAFETY: a fresh mapping, touched only within its bounds.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                pages * PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                fd,
+                0,
+            ) as *mut u8;
+            assert_ne!(p as *mut libc::c_void, libc::MAP_FAILED);
+            for &i in written {
+                p.add(i * PAGE).write_volatile(1);
+            }
+            for &i in read {
+                let _ = p.add(i * PAGE).read_volatile();
+            }
+            p as u64
+        }
+    }
+
+    #[test]
+    fn only_pages_written_since_mapping_are_kept() {
+        let pagemap = std::fs::File::open("/proc/self/pagemap").unwrap();
+        let pg = PAGE as u64;
+
+        let anon = mapping(8, None, &[1, 2, 5], &[7]);
+        let runs = written_pages(Some(&pagemap), anon, anon + 8 * pg);
+        // Page 7 was only read: it maps the shared zero page, which
+        // pagemap shows as anonymous, so it is kept too (zeros, harmless;
+        // the kernel reads no anonymous page of a fresh exec).
+        assert_eq!(
+            runs,
+            [
+                (anon + pg, anon + 3 * pg),
+                (anon + 5 * pg, anon + 6 * pg),
+                (anon + 7 * pg, anon + 8 * pg)
+            ]
+        );
+        let untouched = mapping(4, None, &[], &[]);
+        assert_eq!(
+            written_pages(Some(&pagemap), untouched, untouched + 4 * pg),
+            []
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        std::fs::write(&path, vec![7u8; 4 * PAGE]).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let mapped = mapping(4, Some(&file), &[2], &[0, 1]);
+        let runs = written_pages(Some(&pagemap), mapped, mapped + 4 * pg);
+        assert_eq!(runs, [(mapped + 2 * pg, mapped + 3 * pg)]);
+
+        // Without pagemap: everything.
+        assert_eq!(
+            written_pages(None, anon, anon + 8 * pg),
+            [(anon, anon + 8 * pg)]
+        );
+    }
+}
