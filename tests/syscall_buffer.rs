@@ -128,6 +128,42 @@ fn directory_streams_behave_as_libc_and_are_buffered(mode: Buffering) {
     }
 }
 
+both_modes!(signal_disposition_queries_are_libc_s_and_buffered);
+/// `sigaction(sig, NULL, &old)` for every signal, after installing a
+/// handler and ignoring a signal: with buffering the library answers the
+/// queries itself (as libc does from the kernel's structure, including
+/// what it leaves of `sa_mask` and its errors for signals it reserves), so
+/// the program must see exactly what it sees natively.
+fn signal_disposition_queries_are_libc_s_and_buffered(mode: Buffering) {
+    let bin = compile_c("sigaction_query");
+    let argv = [bin.to_str().unwrap()];
+    let native = native(&argv, None);
+    assert_eq!(native.status, 0, "{}", native.describe("native"));
+    let r = assert_replays_identically(mode, &argv, None);
+    r.assert_status(0);
+    r.assert_stdout_contains(
+        "10: mine, flags 0x54000000, SIGTERM masked 1, restorer set 1, tail kept 0\n",
+    );
+    r.assert_stdout_contains("12: ignored, tail kept 0\n");
+    r.assert_stdout_contains("32: -1 errno 22\n");
+    r.assert_stdout_contains("handlers: mine 1, ignored 1,");
+    r.assert_record_matches_native(&native, true);
+    let listing = dump(&r.trace).stdout_str();
+    let buffered = listing
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some("buffered"))
+        .filter(|l| l.contains("rt_sigaction("))
+        .count();
+    match mode {
+        Buffering::On => assert!(
+            buffered >= 60,
+            "{buffered} buffered rt_sigaction queries (trace {})",
+            r.trace.display()
+        ),
+        Buffering::Off => assert_eq!(buffered, 0),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // A crash with records in the buffer (Done when, item 4).
 

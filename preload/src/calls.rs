@@ -631,3 +631,69 @@ identity! {
     getgid => SYS_getgid,
     getegid => SYS_getegid,
 }
+
+// --- signal dispositions ----------------------------------------------------
+
+extern "C" {
+    /// libc's own `sigaction` (this library's replaces the `sigaction`
+    /// name only).
+    fn __sigaction(sig: c_int, act: *const libc::sigaction, oact: *mut libc::sigaction) -> c_int;
+}
+
+/// The kernel's `struct sigaction`, which `rt_sigaction` reads and writes.
+#[repr(C)]
+struct KernelSigaction {
+    handler: u64,
+    flags: u64,
+    restorer: u64,
+    mask: u64,
+}
+
+/// glibc's internal signals (`SIGCANCEL`, `SIGSETXID`), which its
+/// `sigaction` refuses.
+const GLIBC_INTERNAL: [c_int; 2] = [32, 33];
+
+/// sigaction: queries (`act` NULL; Python asks about every signal at
+/// start-up) are buffered, with libc's conversion from the kernel's
+/// structure and libc's errors; changes go to libc's, which adds its
+/// signal return trampoline, traced.
+pub unsafe extern "C" fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    oact: *mut libc::sigaction,
+) -> c_int {
+    if !act.is_null() {
+        return __sigaction(sig, act, oact);
+    }
+    if sig <= 0 || sig > 64 || GLIBC_INTERNAL.contains(&sig) {
+        crate::syscall::set_errno(libc::EINVAL);
+        return -1;
+    }
+    let mut k = core::mem::MaybeUninit::<KernelSigaction>::uninit();
+    let dest = if oact.is_null() {
+        0
+    } else {
+        k.as_mut_ptr() as u64
+    };
+    let args = a(&[sig as u64, 0, dest, 8]);
+    let r = fills(
+        libc::SYS_rt_sigaction,
+        args,
+        2,
+        core::mem::size_of::<KernelSigaction>(),
+    );
+    if r == 0 && !oact.is_null() {
+        let k = k.assume_init();
+        (*oact).sa_sigaction = k.handler as libc::sighandler_t;
+        // libc copies a whole `sigset_t` from its own structure, of which
+        // the kernel wrote 8 bytes (the rest is what its stack held,
+        // mostly zeros): zeros here.
+        let mask = core::ptr::addr_of_mut!((*oact).sa_mask) as *mut u64;
+        for i in 0..core::mem::size_of::<libc::sigset_t>() / 8 {
+            core::ptr::write_unaligned(mask.add(i), if i == 0 { k.mask } else { 0 });
+        }
+        (*oact).sa_flags = k.flags as c_int;
+        (*oact).sa_restorer = core::mem::transmute::<u64, Option<extern "C" fn()>>(k.restorer);
+    }
+    libc_result(r) as c_int
+}

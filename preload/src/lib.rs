@@ -167,5 +167,6 @@ export!(
     getuid,
     geteuid,
     getgid,
-    getegid
+    getegid,
+    sigaction
 );
