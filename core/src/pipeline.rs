@@ -60,7 +60,7 @@ pub const BATCH: usize = 256;
 /// the trace writer's work on a syscall-heavy program piled up until its
 /// end, where the user waits for it, and the records' memory could not be
 /// reused ([`Pipeline::spare_records`]); sent with every `Buffered` event,
-/// waking the worker (an interrupt to another CPU, ~40 µs in a VM) cost
+/// waking the worker (an interrupt to another CPU, ~20 µs in a VM) cost
 /// more than the batching saved.
 pub const BATCH_RECORD_BYTES: usize = 1 << 20;
 
