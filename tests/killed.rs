@@ -21,21 +21,6 @@ const KILLS: u64 = 20;
 /// How long rrpipe may take to end after the program was killed.
 const END_LIMIT: Duration = Duration::from_secs(5);
 
-/// Whether process `pid` (a child of this test process, not reaped) has
-/// exited.
-fn exited(pid: libc::pid_t) -> bool {
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    let r = unsafe {
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        )
-    };
-    r != 0 || unsafe { info.si_pid() } != 0
-}
-
 /// What happened after the kill, seen from the test while rrpipe ran.
 #[derive(Default)]
 struct AfterKill {
@@ -50,7 +35,7 @@ struct AfterKill {
 /// kill sent at `since`, and looks for what it left running.
 fn watch_end(rrpipe_pid: libc::pid_t, since: Instant) -> AfterKill {
     while since.elapsed() < END_LIMIT * 2 {
-        if exited(rrpipe_pid) {
+        if exited_unreaped(rrpipe_pid) {
             return AfterKill {
                 took: Some(since.elapsed()),
                 // rrpipe leads its process group (see common::run).
@@ -180,7 +165,7 @@ fn second_sigterm_kills_the_program(mode: Buffering) {
         let rec = record_with_first_line(mode, &trace, &argv, |_, rrpipe_pid| {
             send_signal(rrpipe_pid, libc::SIGTERM);
             std::thread::sleep(Duration::from_millis(20) + delay(i));
-            alive_after_first = !exited(rrpipe_pid);
+            alive_after_first = !exited_unreaped(rrpipe_pid);
             send_signal(rrpipe_pid, libc::SIGTERM);
             after = watch_end(rrpipe_pid, Instant::now());
         });

@@ -42,6 +42,15 @@ fn count_calls(dump: &str, name: &str) -> usize {
         .count()
 }
 
+/// The events of `rrpipe dump`'s output of kind `kind` (`syscall`,
+/// `buffered`, ...), one per line.
+fn events_of_kind(dump: &str, kind: &str) -> String {
+    dump.lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some(kind))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 // ---------------------------------------------------------------------------
 // A blocking read whose writer is another thread (Done when, item 3).
 
@@ -107,15 +116,8 @@ fn directory_streams_behave_as_libc_and_are_buffered(mode: Buffering) {
     r.assert_stdout_contains("ALL OK\n");
     r.assert_record_matches_native(&native, true);
     let listing = dump(&r.trace).stdout_str();
-    let of_kind = |kind: &str| -> String {
-        listing
-            .lines()
-            .filter(|l| l.split_whitespace().nth(2) == Some(kind))
-            .map(|l| format!("{l}\n"))
-            .collect()
-    };
-    let traced = count_calls(&of_kind("syscall"), "getdents64");
-    let buffered = count_calls(&of_kind("buffered"), "getdents64");
+    let traced = count_calls(&events_of_kind(&listing, "syscall"), "getdents64");
+    let buffered = count_calls(&events_of_kind(&listing, "buffered"), "getdents64");
     match mode {
         // (A call the buffer has no room left for goes traced, and the
         // stop empties the buffer: one in twenty here.)
@@ -149,11 +151,7 @@ fn signal_disposition_queries_are_libc_s_and_buffered(mode: Buffering) {
     r.assert_stdout_contains("handlers: mine 1, ignored 1,");
     r.assert_record_matches_native(&native, true);
     let listing = dump(&r.trace).stdout_str();
-    let buffered = listing
-        .lines()
-        .filter(|l| l.split_whitespace().nth(2) == Some("buffered"))
-        .filter(|l| l.contains("rt_sigaction("))
-        .count();
+    let buffered = count_calls(&events_of_kind(&listing, "buffered"), "rt_sigaction");
     match mode {
         Buffering::On => assert!(
             buffered >= 60,
@@ -291,10 +289,7 @@ fn crash_with_records_in_the_buffer_loses_none(mode: Buffering) {
     let d = dump(&trace);
     assert_eq!(d.status, 0, "{}", d.describe("dump"));
     let out = d.stdout_str();
-    let buffered = out
-        .lines()
-        .filter(|l| l.split_whitespace().nth(2) == Some("buffered"))
-        .count();
+    let buffered = events_of_kind(&out, "buffered").lines().count();
     match mode {
         Buffering::On => assert!(
             buffered >= 2 * CRASH_ITER,

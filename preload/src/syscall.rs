@@ -254,10 +254,9 @@ fn release_at_exit(buf: *mut u8) {
 /// interrupted a wrapper, on the private stack inside the mapping), the
 /// buffer is left mapped and stays registered.
 extern "C" fn release(_: *mut libc::c_void) {
-    let buf = buffer_slot::get();
-    if buf.is_null() || buf == NONE {
+    let Some(buf) = current_buffer() else {
         return;
-    }
+    };
     let base = buf as u64 - abi::STACK_SIZE as u64;
     let rsp: u64;
     // SAFETY: reads the stack pointer.

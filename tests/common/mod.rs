@@ -201,6 +201,21 @@ pub fn live_group_members(pgid: libc::pid_t) -> Vec<libc::pid_t> {
     found
 }
 
+/// Whether process `pid` (a child of this test process) has exited, without
+/// reaping it: its pid, and with it its process group id, stays reserved.
+pub fn exited_unreaped(pid: libc::pid_t) -> bool {
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    r != 0 || unsafe { info.si_pid() } != 0
+}
+
 fn run_inner(mut cmd: Command, stdin: Option<&[u8]>, leftovers: bool) -> (Run, Vec<libc::pid_t>) {
     let desc = format!("{cmd:?}");
     cmd.process_group(0);
@@ -245,16 +260,7 @@ fn run_inner(mut cmd: Command, stdin: Option<&[u8]>, leftovers: bool) -> (Run, V
     let deadline = Instant::now() + limit;
     let mut timed_out = false;
     loop {
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        if r != 0 || unsafe { info.si_pid() } != 0 {
+        if exited_unreaped(pid) {
             break;
         }
         if Instant::now() >= deadline {
@@ -942,16 +948,7 @@ pub fn run_with_first_line(mut cmd: Command, on_first_line: impl FnOnce(&str, li
     // Wait for the exit without reaping (see `run`).
     let mut timed_out = false;
     loop {
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        if r != 0 || unsafe { info.si_pid() } != 0 {
+        if exited_unreaped(pid) {
             break;
         }
         if problem.is_some() || Instant::now() >= deadline {
