@@ -21,6 +21,7 @@ pub mod plugin_search;
 pub mod ptrace;
 pub mod rdtsc;
 pub mod record;
+pub mod record_pool;
 pub mod remote;
 pub mod replay;
 pub mod sched;

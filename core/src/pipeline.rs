@@ -39,6 +39,7 @@ use rrpipe_plugin_api::{
 
 use crate::backlog::Backlog;
 use crate::plugin_search::{find_library, search_dirs};
+use crate::record_pool::RecordPool;
 use crate::{Error, Result};
 
 pub use crate::config::PluginSpec;
@@ -210,11 +211,9 @@ pub struct Pipeline {
     /// a block from it, and a worker freeing every event made the tracer
     /// wait on that lock about once per buffered syscall.
     retired: std::collections::VecDeque<Arc<Event>>,
-    /// The record bytes of retired `Buffered` events, emptied, for the
-    /// next flush of a syscall buffer ([`Pipeline::spare_records`]): read
-    /// into fresh memory, every 4 KiB of records cost a page fault, and
-    /// those were a third of the tracer's time recording `cp -r`.
-    spare_records: Vec<Vec<u8>>,
+    /// The memory of retired `Buffered` events' records, for the next
+    /// flushes of syscall buffers.
+    records: RecordPool,
     /// `dispatch`'s lists, kept for the next event.
     requests: Vec<(MemoryRequest, EventHeader)>,
     deliveries: Vec<(usize, Option<usize>)>,
@@ -317,7 +316,7 @@ impl Pipeline {
             fatal: None,
             shut_down: false,
             retired: Default::default(),
-            spare_records: Vec::new(),
+            records: RecordPool::new(cpus),
             requests: Vec::new(),
             deliveries: Vec::new(),
         })
@@ -457,22 +456,15 @@ impl Pipeline {
     }
 
     /// An empty buffer for the records of the next `Buffered` event, with
-    /// the capacity (and the resident pages) of an earlier one when there
-    /// is one.
+    /// room for a whole syscall buffer's, resident when it can be.
     pub fn spare_records(&mut self) -> Vec<u8> {
-        self.spare_records.pop().unwrap_or_default()
+        self.records.take()
     }
 
     /// Keeps the record bytes of an event no plugin holds any more.
     fn reclaim(&mut self, event: Event) {
-        /// A batch's worth ([`BATCH_RECORD_BYTES`]) and as much again.
-        const KEEP: usize = 2 * BATCH_RECORD_BYTES / rrpipe_syscallbuf::BUFFER_SIZE;
         if let EventData::Buffered(info) = event.data {
-            if self.spare_records.len() < KEEP {
-                let mut records = info.records.into_vec();
-                records.clear();
-                self.spare_records.push(records);
-            }
+            self.records.give_back(info.records.into_vec());
         }
     }
 
@@ -1071,6 +1063,8 @@ mod tests {
             Plugin::new(recorder(&log)).into_ffi(),
         )];
         let mut p = Pipeline::from_plugins(plugins, None).unwrap();
+        // As the recorder's first flush does.
+        drop(p.spare_records());
         let source = FakeSource::default();
         let quarter = BATCH_RECORD_BYTES / 4;
         for t in 1..=3 {
@@ -1087,14 +1081,10 @@ mod tests {
             assert!(waited.elapsed().as_secs() < 30, "the batch never arrived");
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        assert!(p.spare_records().capacity() == 0, "nothing retired yet");
+        assert_eq!(p.records.spares(), 0, "nothing retired yet");
         // The next event retires the four, which the worker let go.
         p.dispatch(event(5), &source).unwrap();
-        for _ in 0..4 {
-            let spare = p.spare_records();
-            assert!(spare.is_empty() && spare.capacity() >= quarter);
-        }
-        assert_eq!(p.spare_records().capacity(), 0);
+        assert_eq!(p.records.spares(), 4);
         let (_, finished) = p.finish();
         finished.unwrap();
         assert_eq!(source.calls.load(Ordering::SeqCst), 0);

@@ -42,8 +42,6 @@ impl Recorder {
             )));
         }
         let mut records = self.session.pipeline.spare_records();
-        // Every buffer the same size: any spare fits any flush.
-        records.reserve_exact(abi::CAPACITY);
         task.read_mem_into(
             base + abi::HEADER_SIZE as u64,
             header.used as usize,

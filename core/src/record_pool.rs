@@ -1,0 +1,129 @@
+//! Memory for the syscall records of `Buffered` events.
+//!
+//! Every flush of a tracee's syscall buffer reads its records into tracer
+//! memory that then travels to the plugins with the event. Fresh memory
+//! costs a page fault per 4 KiB, taken by the tracer on the tracee's CPU
+//! while the tracee waits: a third of the tracer's time on `cp -r` once.
+//! So spent record buffers come back here when no plugin holds them any
+//! more, and at the first flush a helper thread on the plugins' CPUs
+//! faults in a set ahead, for the flushes before the first ones return
+//! (plugins hold a batch's worth, [`crate::pipeline::BATCH_RECORD_BYTES`]).
+
+use std::sync::Arc;
+
+use crossbeam_channel::{unbounded, Receiver};
+use rrpipe_syscallbuf as abi;
+
+/// Buffers kept: a batch's worth and as much again.
+pub const KEEP: usize = 2 * crate::pipeline::BATCH_RECORD_BYTES / abi::BUFFER_SIZE;
+
+/// Record buffers, each with room for a whole syscall buffer's records.
+pub struct RecordPool {
+    spares: Vec<Vec<u8>>,
+    /// Buffers the helper thread has faulted in, as they come.
+    ready: Option<Receiver<Vec<u8>>>,
+    /// Where the helper runs: the plugins' CPUs. Without other CPUs than
+    /// the tracer's it would only move the faults, so there is none.
+    cpus: Option<Arc<[usize]>>,
+    /// Whether any buffer was taken: replay never takes one, and keeps
+    /// none.
+    in_use: bool,
+}
+
+impl RecordPool {
+    pub fn new(cpus: Option<Arc<[usize]>>) -> RecordPool {
+        RecordPool {
+            spares: Vec::new(),
+            ready: None,
+            cpus,
+            in_use: false,
+        }
+    }
+
+    /// An empty buffer with room for [`abi::CAPACITY`] bytes, its pages
+    /// resident when the pool has one.
+    pub fn take(&mut self) -> Vec<u8> {
+        if !self.in_use {
+            self.in_use = true;
+            self.ready = self.cpus.clone().and_then(start_helper);
+        }
+        if let Some(spare) = self.spares.pop() {
+            return spare;
+        }
+        if let Some(ready) = self.ready.as_ref().and_then(|r| r.try_recv().ok()) {
+            return ready;
+        }
+        Vec::with_capacity(abi::CAPACITY)
+    }
+
+    /// Buffers kept for the next flushes.
+    pub fn spares(&self) -> usize {
+        self.spares.len()
+    }
+
+    /// Keeps the memory of records no plugin holds any more.
+    pub fn give_back(&mut self, mut records: Vec<u8>) {
+        if self.in_use && self.spares.len() < KEEP && records.capacity() >= abi::CAPACITY {
+            records.clear();
+            self.spares.push(records);
+        }
+    }
+}
+
+/// Starts the thread that makes [`KEEP`] buffers resident, pinned to
+/// `cpus`; `None` if it cannot start (the flushes then fault their own).
+fn start_helper(cpus: Arc<[usize]>) -> Option<Receiver<Vec<u8>>> {
+    let (tx, rx) = unbounded();
+    std::thread::Builder::new()
+        .name("rrpipe-records".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            crate::tracedir::pin_to(&cpus);
+            for _ in 0..KEEP {
+                let mut buffer: Vec<u8> = Vec::with_capacity(abi::CAPACITY);
+                for byte in buffer.spare_capacity_mut().iter_mut().step_by(4096) {
+                    byte.write(0);
+                }
+                if tx.send(buffer).is_err() {
+                    return;
+                }
+            }
+        })
+        .ok()?;
+    Some(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_come_back_only_once_taken_and_up_to_keep() {
+        let mut pool = RecordPool::new(None);
+        pool.give_back(Vec::with_capacity(abi::CAPACITY));
+        assert_eq!(pool.spares(), 0, "kept before any was taken (replay)");
+        let first = pool.take();
+        assert!(first.is_empty() && first.capacity() >= abi::CAPACITY);
+        for _ in 0..KEEP + 3 {
+            pool.give_back(vec![1u8; abi::CAPACITY]);
+        }
+        assert_eq!(pool.spares(), KEEP);
+        pool.give_back(Vec::with_capacity(16));
+        assert_eq!(pool.spares(), KEEP, "too small to hold a flush");
+        let spare = pool.take();
+        assert!(spare.is_empty() && spare.capacity() >= abi::CAPACITY);
+    }
+
+    #[test]
+    fn the_helper_makes_buffers_ready_off_the_tracers_cpu() {
+        let mut pool = RecordPool::new(Some(Arc::from(&[0usize][..])));
+        let first = pool.take();
+        assert!(first.capacity() >= abi::CAPACITY);
+        let ready = pool.ready.take().expect("helper started");
+        let buffers: Vec<Vec<u8>> = ready.iter().collect();
+        assert_eq!(buffers.len(), KEEP);
+        assert!(buffers
+            .iter()
+            .all(|b| b.is_empty() && b.capacity() >= abi::CAPACITY));
+    }
+}
