@@ -169,8 +169,9 @@ pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, n: SizeT, off: Of
 // --- opening and closing --------------------------------------------------
 
 /// openat: buffered unless the path names a FIFO or a device (whose open
-/// may wait for the other end), checked with an untraced stat first unless
-/// the program's own stat just told (`stat_cache`).
+/// may wait for the other end). Unless the program's own stat just told
+/// (`stat_cache`: then one plain open, as the program made it), checked
+/// with a non-blocking open for writing or an untraced stat first.
 pub unsafe extern "C" fn openat(
     dirfd: c_int,
     path: *const c_char,
@@ -184,14 +185,11 @@ pub unsafe extern "C" fn openat(
     };
     let args = a(&[dirfd as u64, path as u64, flags as u64, mode as u64]);
     let r = call(libc::SYS_openat, args, 0, 0, |_| {
-        if opening_cannot_wait(flags) {
+        if opening_cannot_wait(flags) || stat_cache::cannot_wait(dirfd, path) {
             return Outcome::Done(untraced(libc::SYS_openat, args), 0);
         }
         if let Some(fd) = open_for_writing_without_waiting(dirfd, path, flags, mode) {
             return fd;
-        }
-        if stat_cache::cannot_wait(dirfd, path) {
-            return Outcome::Done(untraced(libc::SYS_openat, args), 0);
         }
         let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
         let s = untraced(

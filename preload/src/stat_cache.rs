@@ -39,6 +39,9 @@ struct Entry {
     stretch: u32,
     /// 0: empty.
     len: u32,
+    /// [`keyable`]'s hash of the path: most entries differ from a path of
+    /// the same length (`cp -r`'s all have one) only in their last bytes.
+    hash: u32,
     path: [u8; PATH_MAX],
 }
 
@@ -60,28 +63,34 @@ unsafe fn cache() -> Option<(*mut Cache, u32)> {
     Some((buf.sub(abi::STACK_SIZE) as *mut Cache, stretch))
 }
 
-/// The length of `path` if it can be kept: not empty, not too long, and
-/// not relative to a directory descriptor.
-unsafe fn keyable(dirfd: c_int, path: *const c_char) -> Option<usize> {
+/// The length and hash (FNV-1a) of `path` if it can be kept: not empty,
+/// not too long, and not relative to a directory descriptor.
+unsafe fn keyable(dirfd: c_int, path: *const c_char) -> Option<(usize, u32)> {
     if path.is_null() {
         return None;
     }
     let p = path as *const u8;
     let mut len = 0;
-    while read_volatile(p.add(len)) != 0 {
+    let mut hash = 0x811c_9dc5u32;
+    loop {
+        let byte = read_volatile(p.add(len));
+        if byte == 0 {
+            break;
+        }
+        hash = (hash ^ byte as u32).wrapping_mul(0x0100_0193);
         len += 1;
         if len > PATH_MAX {
             return None;
         }
     }
     let absolute = len > 0 && read_volatile(p) == b'/';
-    (len > 0 && (absolute || dirfd == libc::AT_FDCWD)).then_some(len)
+    (len > 0 && (absolute || dirfd == libc::AT_FDCWD)).then_some((len, hash))
 }
 
 /// Notes that `path` (relative to `dirfd`) named a file whose open cannot
 /// wait, as a stat of it just found.
 pub unsafe fn remember(dirfd: c_int, path: *const c_char) {
-    let (Some(len), Some((cache, stretch))) = (keyable(dirfd, path), cache()) else {
+    let (Some((len, hash)), Some((cache, stretch))) = (keyable(dirfd, path), cache()) else {
         return;
     };
     let next = read_volatile(core::ptr::addr_of!((*cache).next));
@@ -92,6 +101,7 @@ pub unsafe fn remember(dirfd: c_int, path: *const c_char) {
         write_volatile(dst.add(i), read_volatile(src.add(i)));
     }
     write_volatile(core::ptr::addr_of_mut!((*e).len), len as u32);
+    write_volatile(core::ptr::addr_of_mut!((*e).hash), hash);
     write_volatile(core::ptr::addr_of_mut!((*e).stretch), stretch);
     write_volatile(core::ptr::addr_of_mut!((*cache).next), next.wrapping_add(1));
 }
@@ -99,13 +109,14 @@ pub unsafe fn remember(dirfd: c_int, path: *const c_char) {
 /// Whether a stat in this stretch found that `path` (relative to `dirfd`)
 /// names a file whose open cannot wait.
 pub unsafe fn cannot_wait(dirfd: c_int, path: *const c_char) -> bool {
-    let (Some(len), Some((cache, stretch))) = (keyable(dirfd, path), cache()) else {
+    let (Some((len, hash)), Some((cache, stretch))) = (keyable(dirfd, path), cache()) else {
         return false;
     };
     let p = path as *const u8;
     (0..ENTRIES).any(|i| {
         let e = core::ptr::addr_of!((*cache).entries[i]);
-        read_volatile(core::ptr::addr_of!((*e).len)) as usize == len
+        read_volatile(core::ptr::addr_of!((*e).hash)) == hash
+            && read_volatile(core::ptr::addr_of!((*e).len)) as usize == len
             && read_volatile(core::ptr::addr_of!((*e).stretch)) == stretch
             && (0..len).all(|k| {
                 read_volatile((core::ptr::addr_of!((*e).path) as *const u8).add(k))
