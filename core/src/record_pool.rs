@@ -7,15 +7,19 @@
 //! So spent record buffers come back here when no plugin holds them any
 //! more, and at the first flush a helper thread on the plugins' CPUs
 //! faults in a set ahead, for the flushes before the first ones return
-//! (plugins hold a batch's worth, [`crate::pipeline::BATCH_RECORD_BYTES`]).
+//! (plugins hold a batch's worth and more, [`KEEP`]).
 
 use std::sync::Arc;
 
 use crossbeam_channel::{unbounded, Receiver};
 use rrpipe_syscallbuf as abi;
 
-/// Buffers kept: a batch's worth and as much again.
-pub const KEEP: usize = 2 * crate::pipeline::BATCH_RECORD_BYTES / abi::BUFFER_SIZE;
+/// Buffers kept: the one a batch collects ([`BATCH_RECORD_BYTES`]), the
+/// ones the trace writer works on or has queued, and one more. Each kept
+/// buffer is also memory to tear down when rrpipe exits.
+///
+/// [`BATCH_RECORD_BYTES`]: crate::pipeline::BATCH_RECORD_BYTES
+pub const KEEP: usize = 4;
 
 /// Record buffers, each with room for a whole syscall buffer's records.
 pub struct RecordPool {

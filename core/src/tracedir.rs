@@ -184,19 +184,32 @@ impl FileSaver {
         open_path: &Path,
         writable_shared: bool,
     ) -> Result<Option<SavedFile>> {
-        let source = match File::open(open_path) {
-            Ok(f) => f,
-            Err(e) => {
-                return Err(Error::internal(format!("open mapped file {path}"), e));
-            }
+        // The name in the trace; None for what is not a regular file.
+        let name_of = |meta: &std::fs::Metadata| {
+            meta.is_file()
+                .then(|| saved_file_name(path, meta.dev(), meta.ino(), meta.mtime()))
         };
+        // A stat first: a library is mapped a few times over (whole, then
+        // each segment), and a file already saved needs no open (a walk of
+        // `/proc` and the file's own open) nor close.
+        let meta = std::fs::metadata(open_path)
+            .map_err(|e| Error::internal(format!("stat mapped file {path}"), e))?;
+        let Some(name) = name_of(&meta) else {
+            return Ok(None);
+        };
+        if let Some(s) = self.saved.get(&name) {
+            return Ok(Some(s.clone()));
+        }
+        let source = File::open(open_path)
+            .map_err(|e| Error::internal(format!("open mapped file {path}"), e))?;
+        // Named after the file opened, which the copy reads: a path (not
+        // a `/proc/PID/fd/N` link) may have been replaced since the stat.
         let meta = source
             .metadata()
             .map_err(|e| Error::internal(format!("stat {path}"), e))?;
-        if !meta.is_file() {
+        let Some(name) = name_of(&meta) else {
             return Ok(None);
-        }
-        let name = saved_file_name(path, meta.dev(), meta.ino(), meta.mtime());
+        };
         if let Some(s) = self.saved.get(&name) {
             return Ok(Some(s.clone()));
         }
