@@ -457,10 +457,10 @@ impl Pipeline {
         self.check_fatal()
     }
 
-    /// An empty buffer for the records of the next `Buffered` event, with
-    /// room for a whole syscall buffer's, resident when it can be.
-    pub fn spare_records(&mut self) -> Vec<u8> {
-        self.records.take()
+    /// An empty buffer for the `len` bytes of records of the next
+    /// `Buffered` event (see [`RecordPool::take`]).
+    pub fn spare_records(&mut self, len: usize) -> Vec<u8> {
+        self.records.take(len)
     }
 
     /// Keeps the record bytes of an event no plugin holds any more.
@@ -1070,7 +1070,7 @@ mod tests {
         )];
         let mut p = Pipeline::from_plugins(plugins, None).unwrap();
         // As the recorder's first flush does.
-        drop(p.spare_records());
+        drop(p.spare_records(rrpipe_syscallbuf::CAPACITY));
         let source = FakeSource::default();
         let quarter = BATCH_RECORD_BYTES / 4;
         for t in 1..=3 {

@@ -21,6 +21,10 @@ use rrpipe_syscallbuf as abi;
 /// [`BATCH_RECORD_BYTES`]: crate::pipeline::BATCH_RECORD_BYTES
 pub const KEEP: usize = 4;
 
+/// Flushes of at most this many bytes of records get memory of their own
+/// size rather than a pool buffer.
+pub const SMALL: usize = 16 * 1024;
+
 /// Record buffers, each with room for a whole syscall buffer's records.
 pub struct RecordPool {
     spares: Vec<Vec<u8>>,
@@ -44,12 +48,18 @@ impl RecordPool {
         }
     }
 
-    /// An empty buffer with room for [`abi::CAPACITY`] bytes, its pages
-    /// resident when the pool has one.
-    pub fn take(&mut self) -> Vec<u8> {
+    /// An empty buffer for `len` bytes of records. Up to [`SMALL`], just
+    /// that (most flushes are a few calls before a traced one: each taking
+    /// a pool buffer would spend the resident pages the large ones need);
+    /// else one with room for [`abi::CAPACITY`] bytes, its pages resident
+    /// when the pool has one.
+    pub fn take(&mut self, len: usize) -> Vec<u8> {
         if !self.in_use {
             self.in_use = true;
             self.ready = self.cpus.clone().and_then(start_helper);
+        }
+        if len <= SMALL {
+            return Vec::with_capacity(len);
         }
         if let Some(spare) = self.spares.pop() {
             return spare;
@@ -106,7 +116,7 @@ mod tests {
         let mut pool = RecordPool::new(None);
         pool.give_back(Vec::with_capacity(abi::CAPACITY));
         assert_eq!(pool.spares(), 0, "kept before any was taken (replay)");
-        let first = pool.take();
+        let first = pool.take(SMALL + 1);
         assert!(first.is_empty() && first.capacity() >= abi::CAPACITY);
         for _ in 0..KEEP + 3 {
             pool.give_back(vec![1u8; abi::CAPACITY]);
@@ -114,14 +124,22 @@ mod tests {
         assert_eq!(pool.spares(), KEEP);
         pool.give_back(Vec::with_capacity(16));
         assert_eq!(pool.spares(), KEEP, "too small to hold a flush");
-        let spare = pool.take();
+        let spare = pool.take(abi::CAPACITY);
         assert!(spare.is_empty() && spare.capacity() >= abi::CAPACITY);
+        assert_eq!(pool.spares(), KEEP - 1);
+        let small = pool.take(100);
+        assert!(small.capacity() >= 100 && small.capacity() < SMALL);
+        assert_eq!(
+            pool.spares(),
+            KEEP - 1,
+            "a small flush takes no pool buffer"
+        );
     }
 
     #[test]
     fn the_helper_makes_buffers_ready_off_the_tracers_cpu() {
         let mut pool = RecordPool::new(Some(Arc::from(&[0usize][..])));
-        let first = pool.take();
+        let first = pool.take(abi::CAPACITY);
         assert!(first.capacity() >= abi::CAPACITY);
         let ready = pool.ready.take().expect("helper started");
         let buffers: Vec<Vec<u8>> = ready.iter().collect();

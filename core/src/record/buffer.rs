@@ -41,7 +41,7 @@ impl Recorder {
                 header.used
             )));
         }
-        let mut records = self.session.pipeline.spare_records();
+        let mut records = self.session.pipeline.spare_records(header.used as usize);
         task.read_mem_into(
             base + abi::HEADER_SIZE as u64,
             header.used as usize,
