@@ -9,29 +9,6 @@ mod common;
 
 use common::*;
 
-fn checksummed(mode: Buffering, argv: &[&str]) {
-    let trace = fresh_trace_path();
-    let rec = record_with_args(mode, &["--checksum=on-syscalls"], &trace, argv);
-    let sums = std::fs::read_to_string(trace.join("checksums")).unwrap_or_default();
-    assert!(
-        sums.lines().count() > 5,
-        "too few checksums recorded\n{}",
-        rec.describe("record")
-    );
-    let manifest = std::fs::read_to_string(trace.join("manifest.toml")).unwrap();
-    assert!(
-        manifest.contains("\"checksums\""),
-        "manifest lacks checksums:\n{manifest}"
-    );
-    let rep = rrpipe_args(&["replay", "--checksum=on-syscalls", trace.to_str().unwrap()]);
-    assert_replay_matches(&trace, &rec, &rep);
-    assert!(
-        !rep.stderr_str().contains("mismatch"),
-        "{}",
-        rep.describe("replay")
-    );
-}
-
 both_modes!(single_threaded_programs_replay_without_mismatch);
 fn single_threaded_programs_replay_without_mismatch(mode: Buffering) {
     for name in [

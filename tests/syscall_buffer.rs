@@ -436,6 +436,56 @@ fn raw_syscalls_are_traced(mode: Buffering) {
     }
 }
 
+both_modes!(libc_internal_call_sites_are_patched_and_buffered);
+/// `setlocale`'s loading of the locale files and stdio's file I/O make
+/// their syscalls from inside libc. With buffering, the tracer patches each
+/// such site at its first call to go through the preload library, so the
+/// later calls are buffered, and replay patches it at the same event: the
+/// program's output and memory (checksummed at every syscall) are the
+/// native run's. With a second thread alive, no site may be patched.
+fn libc_internal_call_sites_are_patched_and_buffered(mode: Buffering) {
+    const CALLS: [&str; 6] = ["openat", "read", "write", "close", "newfstatat", "lseek"];
+    let count = |listing: &str, kind: &str| -> usize {
+        let events = events_of_kind(listing, kind);
+        CALLS.iter().map(|c| count_calls(&events, c)).sum()
+    };
+    let bin = compile_c_threads("libc_internal_calls");
+    for threaded in [false, true] {
+        let dir = scratch_dir("libc-internal");
+        let mut argv = vec![bin.to_str().unwrap(), dir.to_str().unwrap()];
+        if threaded {
+            argv.push("thread");
+        }
+        let native = native(&argv, None);
+        assert_eq!(native.status, 0, "{}", native.describe("native"));
+        let r = assert_replays_identically(mode, &argv, None);
+        r.assert_status(0);
+        r.assert_stdout_contains("locale: C.UTF-8, codeset UTF-8\n");
+        r.assert_stdout_contains("read back: 12000 lines");
+        r.assert_stdout_contains("ALL OK\n");
+        r.assert_record_matches_native(&native, true);
+        let listing = dump(&r.trace).stdout_str();
+        // From the library's start: the dynamic loader's own calls before
+        // it (cargo's LD_LIBRARY_PATH makes dozens) stay traced.
+        let listing = match listing.split_once("rrpipe_register_buffer") {
+            Some((_, started)) => started,
+            None => &listing,
+        };
+        let (traced, buffered) = (count(listing, "syscall"), count(listing, "buffered"));
+        let what = format!(
+            "threaded {threaded}: {traced} traced, {buffered} buffered (trace {})",
+            r.trace.display()
+        );
+        match (mode, threaded) {
+            // The first call of each site (and the console's writes).
+            (Buffering::On, false) => assert!(traced <= 40 && buffered >= 500, "{what}"),
+            _ => assert!(traced >= 500, "{what}"),
+        }
+    }
+    let sums = scratch_dir("libc-sums");
+    checksummed(mode, &[bin.to_str().unwrap(), sums.to_str().unwrap()]);
+}
+
 // ---------------------------------------------------------------------------
 // Switching it off.
 

@@ -16,6 +16,7 @@ pub mod deadmem;
 pub mod dump;
 pub mod error;
 pub mod exec;
+pub mod patch;
 pub mod pipeline;
 pub mod plugin_search;
 pub mod ptrace;

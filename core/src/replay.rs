@@ -12,13 +12,14 @@ use std::path::{Path, PathBuf};
 
 use rrpipe_plugin_api::trace::{read_header, EventReader, TraceHeader};
 use rrpipe_plugin_api::{
-    AnchorInfo, Event, EventData, EventKind, ExecInfo, Mode, Regs, SyscallInfo,
+    flags, AnchorInfo, Event, EventData, EventKind, ExecInfo, Mode, Regs, SyscallInfo,
 };
 use rrpipe_syscallbuf as abi;
 
 use crate::cli::ReplayOptions;
 use crate::config::PluginSpec;
 use crate::error::{Error, Result};
+use crate::patch::{self, Site};
 use crate::pipeline::Pipeline;
 use crate::ptrace::{is_fault, Resume, Stop, Task};
 use crate::session::Session;
@@ -953,7 +954,42 @@ impl Replayer {
         }
         // The kernel wrote the outputs of executed syscalls itself.
         let _ = args;
+        if event.header.flags & flags::PATCHED != 0 {
+            self.patch_site(event)?;
+        }
         self.dispatch(event.clone())
+    }
+
+    /// Patches the syscall site the task stopped after, as record did at
+    /// this event (see `crate::patch`): the same memory, the same slot.
+    fn patch_site(&mut self, event: &Event) -> Result<()> {
+        let task = self.task();
+        let mut regs = task.regs()?;
+        let area = self.session.patch_area(event.header.tid);
+        let site = Site::before(task, regs.rip);
+        let (Some(area), Some(site)) = (area, site) else {
+            return Err(self.diverged(
+                event,
+                format!(
+                    "the syscall site before {:#x} was patched when recorded, and cannot be now",
+                    regs.rip
+                ),
+            ));
+        };
+        let applied = patch::apply(task, &area, &site).map_err(|e| {
+            self.diverged(
+                event,
+                format!("cannot patch the syscall at {:#x}: {e}", site.at),
+            )
+        })?;
+        let Some(resume) = applied else {
+            return Err(self.diverged(
+                event,
+                format!("no room to patch the syscall at {:#x}", site.at),
+            ));
+        };
+        regs.rip = resume;
+        task.set_regs(&regs)
     }
 
     /// Writes the memory a syscall wrote when recorded.

@@ -5,6 +5,7 @@ use rrpipe_plugin_api::{Event, EventData, EventHeader, EventKind, Time};
 
 use crate::deadmem::DeadMemory;
 use crate::error::Result;
+use crate::patch::PatchArea;
 use crate::pipeline::Pipeline;
 use crate::ptrace::Task;
 use crate::snapshot::TaskMemory;
@@ -101,7 +102,11 @@ impl Session {
             }
             EventData::Syscall(_) if h.result >= 0 => match h.syscall {
                 abi::SYS_REGISTER_BUFFER => {
-                    self.live.buffers.insert(h.tid, h.args[0]);
+                    let buffer = Buffer {
+                        addr: h.args[0],
+                        patch: PatchArea::from_register_args(&h.args),
+                    };
+                    self.live.buffers.insert(h.tid, buffer);
                 }
                 libc::SYS_munmap => self.forget_unmapped_buffer(h.tid, h.args[0], h.args[1]),
                 libc::SYS_sigaltstack if h.args[0] != 0 => {
@@ -164,7 +169,7 @@ impl Session {
     /// buffer: a forked child's copy at the same address is its own (other
     /// threads' buffers lie elsewhere).
     fn forget_unmapped_buffer(&mut self, tid: i32, addr: u64, len: u64) {
-        let Some(&buffer) = self.live.buffers.get(&tid) else {
+        let Some(buffer) = self.live.buffers.get(&tid).map(|b| b.addr) else {
             return;
         };
         let end = addr.saturating_add(len.saturating_add(4095) & !4095);
@@ -204,7 +209,13 @@ impl Session {
 
     /// Task `tid`'s syscall buffer, if it registered one.
     pub fn buffer(&self, tid: i32) -> Option<u64> {
-        self.live.buffers.get(&tid).copied()
+        self.live.buffers.get(&tid).map(|b| b.addr)
+    }
+
+    /// The patch area of the preload library in task `tid`, as its buffer's
+    /// registration named it.
+    pub fn patch_area(&self, tid: i32) -> Option<PatchArea> {
+        self.live.buffers.get(&tid).and_then(|b| b.patch)
     }
 
     /// The next event of the recording, numbered by the global clock.
@@ -235,7 +246,15 @@ struct Liveness {
     /// Each task's syscall buffer (see `rrpipe_syscallbuf`), from its
     /// registration, inherited by forks, gone at exec, exit, or the munmap
     /// that releases it at the thread's exit.
-    buffers: std::collections::BTreeMap<i32, u64>,
+    buffers: std::collections::BTreeMap<i32, Buffer>,
+}
+
+/// A task's syscall buffer, as its registration named it.
+#[derive(Clone, Copy, Debug)]
+struct Buffer {
+    addr: u64,
+    /// The library's patch area (see `patch`).
+    patch: Option<PatchArea>,
 }
 
 impl Liveness {
@@ -258,11 +277,12 @@ impl Liveness {
         );
         // Syscall buffers are rrpipe's: in the middle of a stretch, replay's
         // holds records record's has not written yet.
-        dead.ranges.extend(
-            self.buffers
-                .values()
-                .map(|&b| (b - abi::STACK_SIZE as u64, b + abi::BUFFER_SIZE as u64)),
-        );
+        dead.ranges.extend(self.buffers.values().map(|b| {
+            (
+                b.addr - abi::STACK_SIZE as u64,
+                b.addr + abi::BUFFER_SIZE as u64,
+            )
+        }));
         dead
     }
 }

@@ -163,6 +163,10 @@ pub mod flags {
     /// A syscall the preload library meant to buffer but made traced
     /// instead (it would have blocked): replay sends it down the same path.
     pub const BUFFER_FALLBACK: u32 = 8;
+    /// The syscall's site was patched to call the preload library at this
+    /// event (after the call, before its event's memory is read): replay
+    /// patches it the same way here.
+    pub const PATCHED: u32 = 16;
 }
 
 /// A copy of tracee memory starting at `addr`.

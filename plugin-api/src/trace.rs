@@ -26,7 +26,7 @@ pub const HEADER_MAGIC: &[u8; 8] = b"RRPIPETR";
 /// First bytes of `events`.
 pub const EVENTS_MAGIC: &[u8; 8] = b"RRPIPEEV";
 /// Version of the whole trace format; a reader refuses any other.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 /// File names inside a trace directory.
 pub const HEADER_FILE: &str = "header";
 pub const EVENTS_FILE: &str = "events";

@@ -26,8 +26,22 @@
 
 mod calls;
 mod dir;
+mod patch;
 mod stat_cache;
 mod syscall;
+
+/// Run by the dynamic loader when it loads the library, before the
+/// program's own start-up code (`.init_array`).
+#[used]
+#[link_section = ".init_array"]
+static AT_LOAD: extern "C" fn() = at_load;
+
+/// Makes the main thread's buffer now rather than at its first buffered
+/// call: its registration names the patch area (see `patch`), which libc's
+/// own start-up syscalls (`setlocale`'s) need before any wrapper runs.
+extern "C" fn at_load() {
+    syscall::prepare();
+}
 
 /// The exported entry points. Each runs this library's implementation on
 /// the thread's private stack (what it leaves on a stack differs between

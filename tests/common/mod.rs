@@ -1104,3 +1104,28 @@ pub fn cpuid_faulting() -> bool {
     const ARCH_SET_CPUID: libc::c_long = 0x1012;
     unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_SET_CPUID, 1 as libc::c_long) == 0 }
 }
+
+/// Records `argv` with `--checksum=on-syscalls` and replays it with the
+/// same flag: the memory digests of every syscall must match.
+pub fn checksummed(mode: Buffering, argv: &[&str]) {
+    let trace = fresh_trace_path();
+    let rec = record_with_args(mode, &["--checksum=on-syscalls"], &trace, argv);
+    let sums = std::fs::read_to_string(trace.join("checksums")).unwrap_or_default();
+    assert!(
+        sums.lines().count() > 5,
+        "too few checksums recorded\n{}",
+        rec.describe("record")
+    );
+    let manifest = std::fs::read_to_string(trace.join("manifest.toml")).unwrap();
+    assert!(
+        manifest.contains("\"checksums\""),
+        "manifest lacks checksums:\n{manifest}"
+    );
+    let rep = rrpipe_args(&["replay", "--checksum=on-syscalls", trace.to_str().unwrap()]);
+    assert_replay_matches(&trace, &rec, &rep);
+    assert!(
+        !rep.stderr_str().contains("mismatch"),
+        "{}",
+        rep.describe("replay")
+    );
+}

@@ -24,6 +24,7 @@ use nix::unistd::Pid;
 use rrpipe_syscallbuf as abi;
 
 mod buffer;
+mod patching;
 mod signals;
 mod syscall_stops;
 

@@ -201,6 +201,7 @@ impl Recorder {
             self.t_mut(tid).held = Some((EventData::Syscall(info), result, flags));
             return Ok(());
         }
+        let flags = flags | self.patch_site(tid, nr)?;
         let mut event = self
             .session
             .next_event(tid, EventData::Syscall(info), result);

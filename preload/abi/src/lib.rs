@@ -36,6 +36,18 @@
 //! with a traced `munmap` from the thread's own stack, in both sessions;
 //! the tracer takes the records still in the buffer at that syscall's entry
 //! and forgets the buffer at its event. The thread's later calls go traced.
+//!
+//! *Patching.* Syscalls that libc makes internally (loading locales,
+//! stdio's writes) pass no wrapper. [`SYS_REGISTER_BUFFER`] also names the
+//! library's patch area and its hook trampoline. When such a syscall of
+//! one of the calls the hook handles comes from a `syscall` instruction
+//! followed by libc's error check (`cmp $-4096, %rax`), and nothing else
+//! runs in that address space, the tracer writes a stub into the next
+//! [`PATCH_SLOT_SIZE`] slot of the area (the count of slots used is the
+//! area's first `u64`) and overwrites the instruction and the check with a
+//! jump to it, at that syscall's exit in record and at its event (flagged)
+//! in replay. The stub calls the trampoline, which runs the call as its
+//! wrapper would, then does the displaced check and jumps back.
 #![no_std]
 
 /// Where rrpipe maps its page in every tracee (see `core/src/exec.rs`).
@@ -57,8 +69,10 @@ pub const MODE_OFF: u32 = 0;
 pub const MODE_RECORD: u32 = 1;
 pub const MODE_REPLAY: u32 = 2;
 
-/// `register_buffer(addr, size)`: the calling thread's buffer. Traced;
-/// returns 0, or -ENOSYS when no rrpipe is listening.
+/// `register_buffer(addr, size, patch_area, patch_area_size, trampoline)`:
+/// the calling thread's buffer, and the library's patch area and hook
+/// trampoline (see *Patching*; 0 for none). Traced; returns 0, or -ENOSYS
+/// when no rrpipe is listening.
 pub const SYS_REGISTER_BUFFER: i64 = 1000;
 /// `diverged(nr, index)`: in replay, a wrapper met a call the recording
 /// does not have at this point. Traced; rrpipe stops replay with a report.
@@ -79,6 +93,15 @@ pub const MAPPING_SIZE: usize = STACK_SIZE + BUFFER_SIZE;
 /// rules out a FIFO. Left out of memory comparisons with the rest of the
 /// mapping, as replay never writes it.
 pub const STAT_CACHE_SIZE: usize = 4096;
+
+/// Bytes of the library's patch area (executable, written only by the
+/// tracer): a `u64` count of slots used, padding to
+/// [`PATCH_HEADER_SIZE`], then the slots.
+pub const PATCH_AREA_SIZE: usize = 8192;
+/// Where the patch area's slots start.
+pub const PATCH_HEADER_SIZE: usize = 64;
+/// Bytes of one stub.
+pub const PATCH_SLOT_SIZE: usize = 32;
 
 /// At the start of every buffer.
 #[repr(C)]
