@@ -235,16 +235,26 @@ impl FileSaver {
     }
 
     fn send_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
         let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(SAVE_BATCH));
         if let Some(tx) = &self.jobs {
             let _ = tx.send(batch);
         }
     }
 
-    /// Waits for every copy; returns the saved names for the manifest.
-    pub fn finish(mut self) -> Result<Vec<String>> {
+    /// Hands the last files to the saver thread and tells it there are no
+    /// more, without waiting: it then works while the caller finishes the
+    /// plugins. No file may be saved after this.
+    pub fn close(&mut self) {
         self.send_pending();
         drop(self.jobs.take());
+    }
+
+    /// Waits for every copy; returns the saved names for the manifest.
+    pub fn finish(mut self) -> Result<Vec<String>> {
+        self.close();
         if let Some(worker) = self.worker.take() {
             let errors = worker
                 .join()

@@ -868,6 +868,9 @@ impl Recorder {
             }
         };
         let events = self.session.time;
+        // Both worker threads finish at once (each wake-up of another CPU
+        // takes tens of µs in a VM).
+        self.saver.close();
         let (mut components, plugins) = self.session.pipeline.finish();
         let files = self.saver.finish();
         let complete = result.is_ok() || aborted;
