@@ -9,6 +9,8 @@
 //! cannot be trapped). Both sessions track the same stack pointers and
 //! alternate stacks from the same events, so both leave out the same bytes.
 
+use rrpipe_plugin_api::Mapping;
+
 /// The dead parts of an address space.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeadMemory {
@@ -18,6 +20,11 @@ pub struct DeadMemory {
     /// Dead address ranges `[start, end)`: alternate stacks not in use, and
     /// the part of one in use below its red zone.
     pub ranges: Vec<(u64, u64)>,
+    /// Mappings that are rrpipe's, not the program's (the syscall buffers
+    /// with their stacks): dead too, and left out of the mappings a core
+    /// dump lists. How the kernel lays them out differs between record and
+    /// replay (shared with rrpipe in record, or merged with a neighbour).
+    pub rrpipe: Vec<(u64, u64)>,
 }
 
 const RED_ZONE: u64 = 128;
@@ -40,6 +47,37 @@ impl DeadMemory {
             }
         }
         dead
+    }
+
+    /// `maps` without rrpipe's own mappings ([`DeadMemory::rrpipe`]): a
+    /// mapping that overlaps one keeps only its parts outside it.
+    pub fn program_maps(&self, maps: Vec<Mapping>) -> Vec<Mapping> {
+        let mut out = maps;
+        for &(a, b) in &self.rrpipe {
+            out = out
+                .into_iter()
+                .flat_map(|m| {
+                    if b <= m.start || a >= m.end {
+                        return vec![m];
+                    }
+                    let part = |start: u64, end: u64| Mapping {
+                        start,
+                        end,
+                        offset: m.offset + (start - m.start),
+                        ..m.clone()
+                    };
+                    let mut kept = Vec::new();
+                    if m.start < a {
+                        kept.push(part(m.start, a));
+                    }
+                    if b < m.end {
+                        kept.push(part(b, m.end));
+                    }
+                    kept
+                })
+                .collect();
+        }
+        out
     }
 
     /// The live parts of the mapping `[start, end)`, in address order.
@@ -74,6 +112,37 @@ impl DeadMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rrpipe_mappings_are_cut_out_of_the_program_s() {
+        let map = |start: u64, end: u64, offset: u64| Mapping {
+            start,
+            end,
+            prot: 3,
+            shared: false,
+            offset,
+            dev: 0,
+            inode: 0,
+            name: "".into(),
+        };
+        let d = DeadMemory {
+            rrpipe: vec![(0x2000, 0x4000)],
+            ..DeadMemory::default()
+        };
+        // Merged with neighbours on both sides (replay), or alone (record).
+        assert_eq!(
+            d.program_maps(vec![map(0x1000, 0x6000, 0x10)]),
+            [map(0x1000, 0x2000, 0x10), map(0x4000, 0x6000, 0x3010)]
+        );
+        assert_eq!(
+            d.program_maps(vec![
+                map(0x1000, 0x2000, 0),
+                map(0x2000, 0x4000, 0),
+                map(0x4000, 0x6000, 0)
+            ]),
+            [map(0x1000, 0x2000, 0), map(0x4000, 0x6000, 0)]
+        );
+    }
 
     #[test]
     fn stacks_and_alternate_stacks() {

@@ -456,6 +456,16 @@ impl Task {
 }
 
 /// The thread group (process) a task belongs to.
+/// Whether two tasks share their memory (threads, `CLONE_VM` children, a
+/// vfork child and its parent): asked of the kernel (`kcmp`); an error
+/// counts as shared.
+pub fn share_memory(a: i32, b: i32) -> bool {
+    const KCMP_VM: i64 = 1;
+    // SAFETY: kcmp only compares the two tasks' mm.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, a, b, KCMP_VM, 0, 0) };
+    !(r == 1 || r == 2)
+}
+
 pub fn tgid_of(tid: i32) -> Option<i32> {
     std::fs::read_to_string(format!("/proc/{tid}/status"))
         .ok()?

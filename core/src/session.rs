@@ -105,6 +105,7 @@ impl Session {
                     let buffer = Buffer {
                         addr: h.args[0],
                         patch: PatchArea::from_register_args(&h.args),
+                        since: h.time,
                     };
                     self.live.buffers.insert(h.tid, buffer);
                 }
@@ -212,6 +213,12 @@ impl Session {
         self.live.buffers.get(&tid).map(|b| b.addr)
     }
 
+    /// Task `tid`'s syscall buffer and the time of its registration's
+    /// event (a buffer registered again at the same address is another).
+    pub fn buffer_registration(&self, tid: i32) -> Option<(u64, Time)> {
+        self.live.buffers.get(&tid).map(|b| (b.addr, b.since))
+    }
+
     /// The patch area of the preload library in task `tid`, as its buffer's
     /// registration named it.
     pub fn patch_area(&self, tid: i32) -> Option<PatchArea> {
@@ -255,6 +262,8 @@ struct Buffer {
     addr: u64,
     /// The library's patch area (see `patch`).
     patch: Option<PatchArea>,
+    /// The time of its registration's event.
+    since: Time,
 }
 
 impl Liveness {
@@ -277,12 +286,13 @@ impl Liveness {
         );
         // Syscall buffers are rrpipe's: in the middle of a stretch, replay's
         // holds records record's has not written yet.
-        dead.ranges.extend(self.buffers.values().map(|b| {
+        dead.rrpipe.extend(self.buffers.values().map(|b| {
             (
                 b.addr - abi::STACK_SIZE as u64,
                 b.addr + abi::BUFFER_SIZE as u64,
             )
         }));
+        dead.ranges.extend(dead.rrpipe.clone());
         dead
     }
 }

@@ -68,7 +68,7 @@ impl SnapshotSource for TaskMemory<'_> {
                 }
                 if *request == MemoryRequest::Core {
                     process = Some(ProcessState {
-                        maps: maps.into(),
+                        maps: self.dead.program_maps(maps).into(),
                         fpregs: self.task.fpregs().map_err(io::Error::other)?.into(),
                         auxv: self.task.auxv()?.into(),
                     });

@@ -24,14 +24,26 @@ impl Recorder {
         let Some(base) = self.session.buffer(tid) else {
             return Ok(None);
         };
-        let Some(task) = self.tasks.get(&tid).map(|t| &t.task) else {
+        if !self.tasks.contains_key(&tid) {
             return Ok(None);
-        };
+        }
         let fail = |e: std::io::Error| {
             Error::internal(format!("read the syscall buffer of task {tid}"), e)
         };
-        let raw = task.read_mem(base, abi::HEADER_SIZE).map_err(fail)?;
-        let header = abi::Header::from_bytes(raw[..].try_into().expect("header size"));
+        // Through rrpipe's own mapping of it when it is shared (see
+        // `shared_buffer`), else through the kernel.
+        let shared = match self.shared_buffer(tid).is_some() {
+            true => self.shared.get(&tid),
+            false => None,
+        };
+        let task = &self.tasks[&tid].task;
+        let header = match shared {
+            Some(s) => s.header(),
+            None => {
+                let raw = task.read_mem(base, abi::HEADER_SIZE).map_err(fail)?;
+                abi::Header::from_bytes(raw[..].try_into().expect("header size"))
+            }
+        };
         if header.used == 0 {
             return Ok(None);
         }
@@ -42,12 +54,6 @@ impl Recorder {
             )));
         }
         let mut records = self.session.pipeline.spare_records(header.used as usize);
-        task.read_mem_into(
-            base + abi::HEADER_SIZE as u64,
-            header.used as usize,
-            &mut records,
-        )
-        .map_err(fail)?;
         // Emptied first: the event below may stop the recording. The other
         // fields as they are (the thread is stopped), but a new stretch.
         let emptied = abi::Header {
@@ -55,7 +61,21 @@ impl Recorder {
             stretch: header.stretch.wrapping_add(1),
             ..header
         };
-        task.write_mem(base, &emptied.to_bytes()).map_err(fail)?;
+        match shared {
+            Some(s) => {
+                records.extend_from_slice(s.records(header.used as usize));
+                s.set_header(&emptied);
+            }
+            None => {
+                task.read_mem_into(
+                    base + abi::HEADER_SIZE as u64,
+                    header.used as usize,
+                    &mut records,
+                )
+                .map_err(fail)?;
+                task.write_mem(base, &emptied.to_bytes()).map_err(fail)?;
+            }
+        }
         let mut fallback = None;
         let mut calls = 0i64;
         let mut parser = BufferedCalls::new(&records);

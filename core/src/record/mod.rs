@@ -2,7 +2,7 @@
 //! and trapped instruction, and turn each into an event carrying what
 //! replay needs to reproduce it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -22,9 +22,11 @@ use crate::tracedir::{self, FileSaver};
 use crate::{exec, spawn};
 use nix::unistd::Pid;
 use rrpipe_syscallbuf as abi;
+use shared_buffer::{ForkImage, SharedBuffer};
 
 mod buffer;
 mod patching;
+mod shared_buffer;
 mod signals;
 mod syscall_stops;
 
@@ -355,6 +357,12 @@ struct Recorder {
     buffering: bool,
     /// What the preload library finds in the rrpipe page.
     page: exec::PageSetup,
+    /// Syscall buffers mapped into rrpipe too, by task (see
+    /// `shared_buffer`).
+    shared: HashMap<i32, SharedBuffer>,
+    /// Forked children, by tid, that share their parent's buffer mapping
+    /// until their first stop gives them their own.
+    unshare: HashMap<i32, (i32, ForkImage)>,
 }
 
 /// How the recorded program ended.
@@ -391,6 +399,8 @@ impl Recorder {
                 mode: abi::MODE_OFF,
                 console: console.map(|c| c.unwrap_or((u64::MAX, u64::MAX))),
             },
+            shared: HashMap::new(),
+            unshare: HashMap::new(),
         }
     }
 
@@ -613,6 +623,7 @@ impl Recorder {
             Stop::Signal(sig) => {
                 if self.t(tid).state == State::Starting && sig == libc::SIGSTOP {
                     // The stop every new task starts with.
+                    self.unshare_buffer(tid)?;
                     let regs = self.t(tid).task.regs()?;
                     let t = self.t_mut(tid);
                     t.state = State::Stopped;
@@ -681,6 +692,11 @@ impl Recorder {
                     Task::new(Pid::from_raw(child))?,
                     State::Starting,
                 ));
+                // (A thread or vfork child shares the memory itself: its
+                // first stop tells.)
+                if let Some(image) = self.shared_buffer(tid).map(|s| s.fork_image()) {
+                    self.unshare.insert(child, (tid, image));
+                }
                 if ev == libc::PTRACE_EVENT_VFORK {
                     // The parent sleeps in the kernel until the child execs
                     // or exits, and the child runs next: a scheduling point,
@@ -821,6 +837,8 @@ impl Recorder {
 
     fn ended(&mut self, tid: i32, outcome: Outcome) -> Result<()> {
         self.tasks.remove(&tid);
+        self.shared.remove(&tid);
+        self.unshare.remove(&tid);
         if self.current == Some(tid) {
             self.current = None;
         }

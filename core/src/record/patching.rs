@@ -43,14 +43,10 @@ impl Recorder {
 
     /// Whether no other task of the recording shares task `tid`'s memory
     /// (threads, `CLONE_VM` children, a vfork parent): only then may the
-    /// bytes under the site change (see `crate::patch`). Asked of the
-    /// kernel (`kcmp`); an error counts as shared.
+    /// bytes under the site change (see `crate::patch`).
     fn alone_in_address_space(&self, tid: i32) -> bool {
-        const KCMP_VM: i64 = 1;
-        self.tasks.keys().all(|&other| {
-            // SAFETY: kcmp only compares the two tasks' mm.
-            let r = unsafe { libc::syscall(libc::SYS_kcmp, tid, other, KCMP_VM, 0, 0) };
-            other == tid || r == 1 || r == 2
-        })
+        self.tasks
+            .keys()
+            .all(|&other| other == tid || !crate::ptrace::share_memory(tid, other))
     }
 }

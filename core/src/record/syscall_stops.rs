@@ -207,7 +207,11 @@ impl Recorder {
             .next_event(tid, EventData::Syscall(info), result);
         event.header.flags = flags;
         let task = &self.tasks[&tid].task;
-        self.session.dispatch(event, task)
+        self.session.dispatch(event, task)?;
+        if nr == rrpipe_syscallbuf::SYS_REGISTER_BUFFER && result == 0 && self.buffering {
+            self.share_registered_buffer(tid);
+        }
+        Ok(())
     }
 
     /// The result of the syscall `p` that task `tid` returned from (set
