@@ -696,6 +696,11 @@ impl Recorder {
                 // first stop tells.)
                 if let Some(image) = self.shared_buffer(tid).map(|s| s.fork_image()) {
                     self.unshare.insert(child, (tid, image));
+                    if self.t(child).state != State::Starting {
+                        // Its first stop came before this event: it has
+                        // not run since.
+                        self.unshare_buffer(child)?;
+                    }
                 }
                 if ev == libc::PTRACE_EVENT_VFORK {
                     // The parent sleeps in the kernel until the child execs
