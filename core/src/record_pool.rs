@@ -90,7 +90,7 @@ fn start_helper(cpus: Arc<[usize]>) -> Option<Receiver<Vec<u8>>> {
     let (tx, rx) = unbounded();
     std::thread::Builder::new()
         .name("rrpipe-records".into())
-        .stack_size(64 * 1024)
+        .stack_size(crate::HELPER_STACK)
         .spawn(move || {
             crate::tracedir::pin_to(&cpus);
             for _ in 0..KEEP {

@@ -50,18 +50,24 @@ pub struct Preempter {
 }
 
 impl Preempter {
+    /// Its thread starts with the first slice: a program that never has
+    /// two tasks wanting the CPU never needs one (starting it, and joining
+    /// it at the end, cost a wake-up of another CPU each).
     pub fn new() -> Preempter {
-        let shared = Arc::new((Mutex::new(Slot::default()), Condvar::new()));
-        let theirs = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
+        Preempter {
+            shared: Arc::new((Mutex::new(Slot::default()), Condvar::new())),
+            armed_for: None,
+            thread: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let theirs = Arc::clone(&self.shared);
+        self.thread = std::thread::Builder::new()
             .name("rrpipe-preempt".into())
+            .stack_size(crate::HELPER_STACK)
             .spawn(move || run(&theirs))
             .ok();
-        Preempter {
-            shared,
-            armed_for: None,
-            thread,
-        }
     }
 }
 
@@ -72,6 +78,9 @@ impl TickSource for Preempter {
             return;
         }
         self.armed_for = tid;
+        if tid.is_some() && self.thread.is_none() {
+            self.start();
+        }
         let (lock, cv) = &*self.shared;
         let mut slot = lock.lock().unwrap_or_else(|p| p.into_inner());
         slot.armed = tid.map(|t| (t, Instant::now() + SLICE));

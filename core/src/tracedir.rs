@@ -152,6 +152,7 @@ impl FileSaver {
             crossbeam_channel::unbounded();
         let worker = std::thread::Builder::new()
             .name("rrpipe-files".into())
+            .stack_size(crate::HELPER_STACK)
             .spawn(move || {
                 if let Some(cpus) = worker_cpus {
                     pin_to(&cpus);
