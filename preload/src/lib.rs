@@ -16,8 +16,11 @@
 //! Directory streams (`opendir`, `readdir`, ...) are this library's own
 //! (`dir`), built on its wrappers: libc's make their calls internally.
 //!
+//! libc's own syscalls of the common kinds go through this library too once
+//! rrpipe has patched their call sites (`patch`).
+//!
 //! Not buffered, hence traced as before: other calls libc makes
-//! internally (stdio's writes, `scandir`, `glob`), raw `syscall` instructions,
+//! internally (and the first call of each patchable site), raw `syscall` instructions,
 //! static programs, anything that might wait for another task (reads from
 //! pipes with no data, writes to anything but a regular file, opens of
 //! FIFOs and devices), and writes to rrpipe's own stdout and stderr (which
