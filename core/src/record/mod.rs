@@ -664,7 +664,9 @@ impl Recorder {
                 if self.current == Some(tid) {
                     self.current = None;
                 }
-                let waits_for_threads = self.t(tid).task.leads_other_threads();
+                // (Every thread is traced: a task alone has no threads left.)
+                let waits_for_threads =
+                    self.tasks.len() > 1 && self.t(tid).task.leads_other_threads();
                 let t = self.t_mut(tid);
                 t.state = State::InKernel;
                 t.task.resume(Resume::Cont, 0)?;
@@ -831,13 +833,19 @@ impl Recorder {
     /// Whether another thread of `tid`'s process is inside an execve, which
     /// kills every other thread.
     fn killed_by_exec_of_sibling(&self, tid: i32) -> bool {
+        // (The tasks first: reading /proc costs a dozen syscalls, and most
+        // exits have no exec under way anywhere.)
+        let mut execing = self.tasks.iter().filter(|(&other, t)| {
+            other != tid && t.pending.as_ref().is_some_and(|p| p.replay == Replay::Exec)
+        });
+        let Some(first) = execing.next() else {
+            return false;
+        };
         let group = crate::ptrace::tgid_of(tid);
         group.is_some()
-            && self.tasks.iter().any(|(&other, t)| {
-                other != tid
-                    && t.pending.as_ref().is_some_and(|p| p.replay == Replay::Exec)
-                    && crate::ptrace::tgid_of(other) == group
-            })
+            && std::iter::once(first)
+                .chain(execing)
+                .any(|(&other, _)| crate::ptrace::tgid_of(other) == group)
     }
 
     fn ended(&mut self, tid: i32, outcome: Outcome) -> Result<()> {
