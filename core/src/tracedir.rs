@@ -137,6 +137,8 @@ struct SaveJob {
 pub struct FileSaver {
     trace_dir: PathBuf,
     saved: HashMap<String, SavedFile>,
+    /// The same files by (device, inode, mtime), for [`FileSaver::save_mapped`].
+    by_inode: HashMap<(u64, u64, i64), SavedFile>,
     pending: Vec<SaveJob>,
     jobs: Option<Sender<Vec<SaveJob>>>,
     worker: Option<JoinHandle<Vec<String>>>,
@@ -169,6 +171,7 @@ impl FileSaver {
         FileSaver {
             trace_dir: trace_dir.to_path_buf(),
             saved: HashMap::new(),
+            by_inode: HashMap::new(),
             pending: Vec::with_capacity(SAVE_BATCH),
             jobs: Some(tx),
             worker,
@@ -232,6 +235,8 @@ impl FileSaver {
             self.send_pending();
         }
         self.saved.insert(name, saved.clone());
+        self.by_inode
+            .insert((meta.dev(), meta.ino(), meta.mtime()), saved.clone());
         Ok(Some(saved))
     }
 
@@ -243,6 +248,26 @@ impl FileSaver {
         if let Some(tx) = &self.jobs {
             let _ = tx.send(batch);
         }
+    }
+
+    /// Saves the file a program maps through `open_path` (a
+    /// `/proc/PID/fd/N` link), asking for its path (a `readlink` in `/proc`,
+    /// ~10 µs here) only when the file was not saved yet: a library is
+    /// mapped a few times over. An already saved file keeps the path it was
+    /// first seen under (what `rrpipe dump` shows); replay maps the saved
+    /// copy either way.
+    pub fn save_mapped(
+        &mut self,
+        open_path: &Path,
+        path: impl FnOnce() -> Result<String>,
+        writable_shared: bool,
+    ) -> Result<Option<SavedFile>> {
+        if let Ok(meta) = std::fs::metadata(open_path) {
+            if let Some(s) = self.by_inode.get(&(meta.dev(), meta.ino(), meta.mtime())) {
+                return Ok(meta.is_file().then(|| s.clone()));
+            }
+        }
+        self.save(&path()?, open_path, writable_shared)
     }
 
     /// Hands the last files to the saver thread and tells it there are no

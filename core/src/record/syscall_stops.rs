@@ -340,13 +340,14 @@ impl Recorder {
     ) -> Result<Option<SavedFile>> {
         let fd = args[4] as i32;
         let link = format!("/proc/{tid}/fd/{fd}");
-        let original = std::fs::read_link(&link)
-            .map_err(|e| Error::internal(format!("mapped fd {fd}"), e))?
-            .to_string_lossy()
-            .into_owned();
+        let original = || {
+            std::fs::read_link(&link)
+                .map(|p| p.to_string_lossy().into_owned())
+                .map_err(|e| Error::internal(format!("mapped fd {fd}"), e))
+        };
         let shared_writable =
             args[3] & libc::MAP_SHARED as u64 != 0 && args[2] & libc::PROT_WRITE as u64 != 0;
         self.saver
-            .save(&original, Path::new(&link), shared_writable)
+            .save_mapped(Path::new(&link), original, shared_writable)
     }
 }
