@@ -188,30 +188,35 @@ impl FileSaver {
         open_path: &Path,
         writable_shared: bool,
     ) -> Result<Option<SavedFile>> {
-        // The name in the trace; None for what is not a regular file.
-        let name_of = |meta: &std::fs::Metadata| {
-            meta.is_file()
-                .then(|| saved_file_name(path, meta.dev(), meta.ino(), meta.mtime()))
-        };
-        // A stat first: a library is mapped a few times over (whole, then
-        // each segment), and a file already saved needs no open (a walk of
+        // A stat first: a file already saved needs no open (a walk of
         // `/proc` and the file's own open) nor close.
         let meta = std::fs::metadata(open_path)
             .map_err(|e| Error::internal(format!("stat mapped file {path}"), e))?;
-        let Some(name) = name_of(&meta) else {
+        let Some(name) = trace_name(path, &meta) else {
             return Ok(None);
         };
         if let Some(s) = self.saved.get(&name) {
             return Ok(Some(s.clone()));
         }
+        self.save_new(path, open_path, writable_shared)
+    }
+
+    /// Opens the file at `open_path` and has it saved, unless the file
+    /// opened turns out to be saved already.
+    fn save_new(
+        &mut self,
+        path: &str,
+        open_path: &Path,
+        writable_shared: bool,
+    ) -> Result<Option<SavedFile>> {
         let source = File::open(open_path)
             .map_err(|e| Error::internal(format!("open mapped file {path}"), e))?;
         // Named after the file opened, which the copy reads: a path (not
-        // a `/proc/PID/fd/N` link) may have been replaced since the stat.
+        // a `/proc/PID/fd/N` link) may have been replaced since a stat.
         let meta = source
             .metadata()
             .map_err(|e| Error::internal(format!("stat {path}"), e))?;
-        let Some(name) = name_of(&meta) else {
+        let Some(name) = trace_name(path, &meta) else {
             return Ok(None);
         };
         if let Some(s) = self.saved.get(&name) {
@@ -262,12 +267,15 @@ impl FileSaver {
         path: impl FnOnce() -> Result<String>,
         writable_shared: bool,
     ) -> Result<Option<SavedFile>> {
-        if let Ok(meta) = std::fs::metadata(open_path) {
-            if let Some(s) = self.by_inode.get(&(meta.dev(), meta.ino(), meta.mtime())) {
-                return Ok(meta.is_file().then(|| s.clone()));
-            }
+        let meta =
+            std::fs::metadata(open_path).map_err(|e| Error::internal("stat a mapped file", e))?;
+        if !meta.is_file() {
+            return Ok(None);
         }
-        self.save(&path()?, open_path, writable_shared)
+        if let Some(s) = self.by_inode.get(&(meta.dev(), meta.ino(), meta.mtime())) {
+            return Ok(Some(s.clone()));
+        }
+        self.save_new(&path()?, open_path, writable_shared)
     }
 
     /// Hands the last files to the saver thread and tells it there are no
@@ -293,6 +301,13 @@ impl FileSaver {
         names.sort();
         Ok(names)
     }
+}
+
+/// The name of a file's copy in the trace; None for what is not a
+/// regular file.
+fn trace_name(path: &str, meta: &std::fs::Metadata) -> Option<String> {
+    meta.is_file()
+        .then(|| saved_file_name(path, meta.dev(), meta.ino(), meta.mtime()))
 }
 
 fn save(job: &SaveJob) -> io::Result<()> {
