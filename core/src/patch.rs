@@ -24,18 +24,9 @@ use rrpipe_syscallbuf as abi;
 
 use crate::ptrace::Task;
 
-/// The syscalls the library's hook runs as their wrappers do (see
-/// `preload/src/patch.rs`): a site that makes another stays as it is.
-pub const PATCHABLE: [i64; 8] = [
-    libc::SYS_read,
-    libc::SYS_write,
-    libc::SYS_pread64,
-    libc::SYS_openat,
-    libc::SYS_close,
-    libc::SYS_newfstatat,
-    libc::SYS_lseek,
-    libc::SYS_getdents64,
-];
+/// The syscalls the library's hook runs as their wrappers do (the
+/// contract's list): a site that makes another stays as it is.
+pub use abi::PATCHABLE;
 
 /// What glibc puts after its inline `syscall` instructions:
 /// `cmp $-4096, %rax` and its 32-bit form. The stub executes it in the
@@ -207,6 +198,23 @@ mod tests {
             let s = site(0x1000, check);
             assert_eq!(5 + nop(s.len() - 5).len() as u64, s.len());
         }
+    }
+
+    #[test]
+    fn the_contract_lists_the_calls_the_hook_runs() {
+        assert_eq!(
+            PATCHABLE,
+            [
+                libc::SYS_read,
+                libc::SYS_write,
+                libc::SYS_pread64,
+                libc::SYS_openat,
+                libc::SYS_close,
+                libc::SYS_newfstatat,
+                libc::SYS_lseek,
+                libc::SYS_getdents64,
+            ]
+        );
     }
 
     #[test]

@@ -292,7 +292,7 @@ impl Pipeline {
                 .name(format!("rrpipe:{name}"))
                 .spawn(move || {
                     if let Some(cpus) = cpus {
-                        pin_current_thread(&cpus);
+                        crate::tracedir::pin_to(&cpus);
                     }
                     let outcome = run_worker(handler, rx, &worker_failure, &worker_backlog);
                     worker_backlog.close();
@@ -619,20 +619,6 @@ fn run_worker(
 /// The memory a snapshot holds.
 fn snapshot_bytes(s: &Snapshot) -> usize {
     s.regions.iter().map(|r| r.data.len()).sum()
-}
-
-fn pin_current_thread(cpus: &[usize]) {
-    use nix::sched::{sched_setaffinity, CpuSet};
-    let mut set = CpuSet::new();
-    let mut any = false;
-    for &cpu in cpus {
-        any |= set.set(cpu).is_ok();
-    }
-    if any {
-        // A hint: a CPU that went offline or a restricted cpuset only costs
-        // speed, never correctness.
-        let _ = sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
-    }
 }
 
 /// Loads a plugin library and checks that it speaks this interface and

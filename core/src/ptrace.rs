@@ -455,7 +455,6 @@ impl Task {
     }
 }
 
-/// The thread group (process) a task belongs to.
 /// Whether two tasks share their memory (threads, `CLONE_VM` children, a
 /// vfork child and its parent): asked of the kernel (`kcmp`); an error
 /// counts as shared.
@@ -466,6 +465,7 @@ pub fn share_memory(a: i32, b: i32) -> bool {
     !(r == 1 || r == 2)
 }
 
+/// The thread group (process) a task belongs to.
 pub fn tgid_of(tid: i32) -> Option<i32> {
     std::fs::read_to_string(format!("/proc/{tid}/status"))
         .ok()?

@@ -351,8 +351,9 @@ impl Mode0700 for fs::OpenOptions {
     }
 }
 
-/// Pins the calling thread to a set of CPUs (plugin and saver workers stay
-/// off the tracer's CPU).
+/// Pins the calling thread to a set of CPUs (plugin, saver and pool
+/// workers stay off the tracer's CPU). A hint: a CPU that went offline or
+/// a restricted cpuset only costs speed, never correctness.
 pub fn pin_to(cpus: &[usize]) {
     let mut set = nix::sched::CpuSet::new();
     for &c in cpus {

@@ -126,9 +126,9 @@ extern "C" fn trampoline() {
 
 /// The patched syscall `nr`, run as its wrapper runs it; returns the raw
 /// result (-errno on failure) and leaves errno as it was, as a syscall
-/// does. A number the hook does not handle goes traced, as before the
-/// patch (the tracer patches only sites of numbers listed here, see
-/// `core/src/patch.rs`, but a site could make several).
+/// does. It handles the numbers of `abi::PATCHABLE`, whose sites the
+/// tracer patches; any other goes traced, as before the patch (a site
+/// could make several).
 unsafe extern "C" fn hook(nr: i64, args: *const [u64; 6]) -> i64 {
     let a = *args;
     let saved = errno();

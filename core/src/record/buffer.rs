@@ -32,10 +32,8 @@ impl Recorder {
         };
         // Through rrpipe's own mapping of it when it is shared (see
         // `shared_buffer`), else through the kernel.
-        let shared = match self.shared_buffer(tid).is_some() {
-            true => self.shared.get(&tid),
-            false => None,
-        };
+        self.forget_stale_shared(tid);
+        let shared = self.shared.get(&tid);
         let task = &self.tasks[&tid].task;
         let header = match shared {
             Some(s) => s.header(),

@@ -696,7 +696,8 @@ impl Recorder {
                 ));
                 // (A thread or vfork child shares the memory itself: its
                 // first stop tells.)
-                if let Some(image) = self.shared_buffer(tid).map(|s| s.fork_image()) {
+                self.forget_stale_shared(tid);
+                if let Some(image) = self.shared.get(&tid).map(|s| s.fork_image()) {
                     self.unshare.insert(child, (tid, image));
                     if self.t(child).state != State::Starting {
                         // Its first stop came before this event: it has

@@ -188,17 +188,17 @@ impl ForkImage {
 }
 
 impl super::Recorder {
-    /// Task `tid`'s shared buffer, if it has one and it is still the
-    /// buffer the session knows (not one of an earlier image, or released).
-    pub(super) fn shared_buffer(&mut self, tid: i32) -> Option<&SharedBuffer> {
+    /// Drops task `tid`'s shared buffer if it is no longer the buffer the
+    /// session knows (one of an earlier image, or released): what remains
+    /// in `shared` for `tid` is then current.
+    pub(super) fn forget_stale_shared(&mut self, tid: i32) {
         let current = self.session.buffer_registration(tid);
-        match self.shared.get(&tid) {
-            Some(s) if current == Some((s.buffer, s.since)) => self.shared.get(&tid),
-            Some(_) => {
-                self.shared.remove(&tid);
-                None
-            }
-            None => None,
+        if self
+            .shared
+            .get(&tid)
+            .is_some_and(|s| current != Some((s.buffer, s.since)))
+        {
+            self.shared.remove(&tid);
         }
     }
 

@@ -94,6 +94,12 @@ pub const MAPPING_SIZE: usize = STACK_SIZE + BUFFER_SIZE;
 /// mapping, as replay never writes it.
 pub const STAT_CACHE_SIZE: usize = 4096;
 
+/// The syscalls the library's hook runs as their wrappers do, so the ones
+/// whose libc call sites the tracer patches (x86_64 numbers): `read`,
+/// `write`, `pread64`, `openat`, `close`, `newfstatat`, `lseek`,
+/// `getdents64`. The hook sends any other number down the traced path.
+pub const PATCHABLE: [i64; 8] = [0, 1, 17, 257, 3, 262, 8, 217];
+
 /// Bytes of the library's patch area (executable, written only by the
 /// tracer): a `u64` count of slots used, padding to
 /// [`PATCH_HEADER_SIZE`], then the slots.
