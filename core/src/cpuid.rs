@@ -58,9 +58,9 @@ pub fn trap(task: &Task, insn: u64) -> Result<bool> {
 /// a task with CPUID faulting on writes a model-specific register, which
 /// tripled the cost of a ptrace stop.
 ///
-/// Once per exec: glibc's leaf-2 query untraps on Intel (see
+/// Once per exec: glibc's query of leaf 7 subleaf 1 untraps (see
 /// `features_read`), and the first syscall from outside the loader finds
-/// it done (on AMD, where glibc reads other leaves, that is the untrap).
+/// it done (a libc that asks other leaves is untrapped there).
 pub fn untrap(task: &Task, insn: u64) -> Result<()> {
     if !task.cpuid_faulting() || std::env::var_os(NO_TRAP_ENV).is_some() {
         return Ok(());
@@ -72,18 +72,23 @@ pub fn untrap(task: &Task, insn: u64) -> Result<()> {
 }
 
 /// Whether the `cpuid` about to be emulated (its registers `regs`) shows
-/// that glibc has read every leaf it decides on: it asks for the cache
-/// descriptors (leaf 2, then leaf 4 and 0xB in loops, ~50 faults) only
-/// after the feature leaves. Each fault is a ptrace stop, and while
+/// that glibc has read every leaf whose answer is changed here: it reads
+/// leaf 1 and leaf 7 (subleaf 0, then 1) first, then the extended and
+/// XSAVE leaves, then, on Intel, the cache descriptors (leaf 2, then leaves
+/// 4 and 0xB in loops, ~50 more). Each fault is a ptrace stop, and while
 /// faulting is on, every stop of the task costs two model-specific
-/// register writes in a VM: trapping until the first syscall from outside
-/// the loader cost ~4 ms per exec, in record and replay alike. Untrapping
-/// here (the same instruction in both sessions) leaves the loader's cache
-/// and topology probing native, leaf 0xB's x2APIC id included: glibc
-/// keeps only its thread counts, and replay runs on the recorded CPU when
-/// it can.
+/// register writes in a VM: ~45 µs a fault here. Untrapping at leaf 7
+/// subleaf 1 (the same instruction in both sessions) leaves the rest
+/// native: what leaf 0xD says (XSAVE's extensions and area sizes) counts
+/// for glibc only with OSXSAVE, which stays hidden, and of leaf 0xB's
+/// x2APIC ids glibc
+/// keeps only its thread counts (replay runs on the recorded CPU when it
+/// can). Leaf 2 stays a way out for libcs that skip subleaf 1 (glibc
+/// before 2.33). Trapping until leaf 2 cost 8 more faults per exec,
+/// trapping until the loader's first syscall from outside it ~4 ms.
 pub fn features_read(regs: &Regs) -> bool {
-    regs.rax as u32 == 2
+    let (leaf, subleaf) = (regs.rax as u32, regs.rcx as u32);
+    (leaf == 7 && subleaf == 1) || leaf == 2
 }
 
 /// Whether the task is stopped at a `cpuid` instruction.
@@ -113,4 +118,41 @@ pub fn emulate(regs: &Regs) -> Regs {
     r.rdx = edx as u64;
     r.rip += 2;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asking(leaf: u64, subleaf: u64) -> Regs {
+        Regs {
+            rax: leaf,
+            rcx: subleaf,
+            ..Regs::default()
+        }
+    }
+
+    #[test]
+    fn trapping_ends_once_the_changed_leaves_are_read() {
+        // glibc's order: 0, 1, 7/0, 7/1, then leaves nothing here changes.
+        assert!(!features_read(&asking(0, 0)));
+        assert!(!features_read(&asking(1, 0)));
+        assert!(!features_read(&asking(7, 0)));
+        assert!(features_read(&asking(7, 1)));
+        // Older glibc: the cache descriptors come first.
+        assert!(features_read(&asking(2, 0)));
+        // The subleaf register's upper half is not part of the query.
+        assert!(features_read(&asking(7, 0xffff_ffff_0000_0001)));
+    }
+
+    #[test]
+    fn hidden_features_stay_hidden() {
+        let leaf1 = emulate(&asking(1, 0));
+        assert_eq!(leaf1.rcx & (1 << 26 | 1 << 27), 0, "XSAVE, OSXSAVE");
+        assert_eq!(leaf1.rbx >> 24, 0, "initial APIC id");
+        let leaf7 = emulate(&asking(7, 0));
+        assert_eq!(leaf7.rbx & (1 << 4 | 1 << 11), 0, "HLE, RTM");
+        assert_eq!(emulate(&asking(0xd, 0)).rax, 0);
+        assert_eq!(leaf7.rip, 2, "steps over the instruction");
+    }
 }

@@ -292,7 +292,7 @@ impl Pipeline {
                 .name(format!("rrpipe:{name}"))
                 .spawn(move || {
                     if let Some(cpus) = cpus {
-                        crate::tracedir::pin_to(&cpus);
+                        crate::cpus::pin_to(&cpus);
                     }
                     let outcome = run_worker(handler, rx, &worker_failure, &worker_backlog);
                     worker_backlog.close();
@@ -542,6 +542,13 @@ impl Pipeline {
         self.shut_down = true;
         self.flush_all();
         self.poll_failures();
+        // Their last work runs here, where this thread is about to wait for
+        // it (see `cpus`).
+        for slot in &self.slots {
+            if let Some(worker) = &slot.worker {
+                crate::cpus::bring_here(worker);
+            }
+        }
         // Ask all to finish first, so that they flush in parallel.
         for slot in &mut self.slots {
             if let Some(tx) = slot.tx.take() {

@@ -92,7 +92,7 @@ fn start_helper(cpus: Arc<[usize]>) -> Option<Receiver<Vec<u8>>> {
         .name("rrpipe-records".into())
         .stack_size(crate::HELPER_STACK)
         .spawn(move || {
-            crate::tracedir::pin_to(&cpus);
+            crate::cpus::pin_to(&cpus);
             for _ in 0..KEEP {
                 let mut buffer: Vec<u8> = Vec::with_capacity(abi::CAPACITY);
                 for byte in buffer.spare_capacity_mut().iter_mut().step_by(4096) {

@@ -19,12 +19,12 @@ use rrpipe_syscallbuf as abi;
 use crate::cli::ReplayOptions;
 use crate::config::PluginSpec;
 use crate::error::{Error, Result};
+use crate::loading::Loading;
 use crate::patch::{self, Site};
-use crate::pipeline::Pipeline;
 use crate::ptrace::{is_fault, Resume, Stop, Task};
 use crate::session::Session;
 use crate::syscalls::{self, Replay};
-use crate::{anchor, exec, rdtsc, remote, sigframe, spawn, tracedir};
+use crate::{anchor, cpus, exec, rdtsc, remote, sigframe, spawn, tracedir};
 
 mod buffer;
 
@@ -41,7 +41,7 @@ pub fn run(opts: &ReplayOptions) -> Result<i32> {
         ));
     };
 
-    let allowed = spawn::allowed_cpus();
+    let allowed = cpus::allowed();
     let cpu = opts
         .tracer
         .cpu
@@ -65,8 +65,8 @@ pub fn run(opts: &ReplayOptions) -> Result<i32> {
         });
     }
     specs.extend(opts.plugins.iter().cloned());
-    let pipeline = Pipeline::start(&specs, Mode::Replay, &dir, workers.as_deref())?;
-    spawn::pin_current_thread(cpu)?;
+    let plugins = Loading::start(specs, Mode::Replay, dir.clone(), workers);
+    cpus::pin_current_thread(cpu)?;
 
     let stage = ExecStage::new(&dir, exec_info)?;
     let devnull = std::fs::File::open("/dev/null").map_err(|e| Error::internal("/dev/null", e))?;
@@ -90,17 +90,19 @@ pub fn run(opts: &ReplayOptions) -> Result<i32> {
         initial_status: None,
         lingering: HashMap::new(),
         doomed: HashMap::new(),
-        session: Session::new(pipeline),
+        session: Session::new(plugins),
         dir,
         stage,
     };
     let outcome = replayer.replay(first, &mut events);
     let lingering = std::mem::take(&mut replayer.lingering).into_values();
     crate::ptrace::kill_all(replayer.tasks.drain().map(|(_, t)| t.task).chain(lingering));
-    let (_, finished) = replayer.session.pipeline.finish();
+    let finished = replayer.session.finish_plugins();
     let code = outcome?;
-    finished?;
-    Ok(code)
+    match finished {
+        Some((_, result)) => result.map(|()| code),
+        None => Err(Error::Internal("the plugins could not be loaded".into())),
+    }
 }
 
 /// A private directory holding a link to the saved executable under a

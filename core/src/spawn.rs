@@ -40,24 +40,6 @@ pub fn options() -> Options {
         | Options::PTRACE_O_TRACESECCOMP
 }
 
-/// Pins the calling thread to `cpu`.
-pub fn pin_current_thread(cpu: usize) -> Result<()> {
-    let mut set = nix::sched::CpuSet::new();
-    set.set(cpu).map_err(|e| Error::internal("cpu set", e))?;
-    nix::sched::sched_setaffinity(Pid::from_raw(0), &set)
-        .map_err(|e| Error::internal(format!("pin to cpu {cpu}"), e))
-}
-
-/// The CPUs this process may run on.
-pub fn allowed_cpus() -> Vec<usize> {
-    match nix::sched::sched_getaffinity(Pid::from_raw(0)) {
-        Ok(set) => (0..nix::sched::CpuSet::count())
-            .filter(|&c| set.is_set(c).unwrap_or(false))
-            .collect(),
-        Err(_) => vec![0],
-    }
-}
-
 /// Starts the program; returns the task stopped at the exit of its execve.
 ///
 /// The child shares rrpipe's memory until its execve (`clone(CLONE_VM)`,

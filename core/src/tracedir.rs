@@ -157,7 +157,7 @@ impl FileSaver {
             .stack_size(crate::HELPER_STACK)
             .spawn(move || {
                 if let Some(cpus) = worker_cpus {
-                    pin_to(&cpus);
+                    crate::cpus::pin_to(&cpus);
                 }
                 let mut errors = Vec::new();
                 for job in rx.iter().flatten() {
@@ -282,6 +282,10 @@ impl FileSaver {
     /// more, without waiting: it then works while the caller finishes the
     /// plugins. No file may be saved after this.
     pub fn close(&mut self) {
+        // Its last copies run where the caller soon waits (see `cpus`).
+        if let Some(worker) = &self.worker {
+            crate::cpus::bring_here(worker);
+        }
         self.send_pending();
         drop(self.jobs.take());
     }
@@ -349,15 +353,4 @@ impl Mode0700 for fs::OpenOptions {
     fn mode_0700(&mut self) -> &mut Self {
         std::os::unix::fs::OpenOptionsExt::mode(self, 0o700)
     }
-}
-
-/// Pins the calling thread to a set of CPUs (plugin, saver and pool
-/// workers stay off the tracer's CPU). A hint: a CPU that went offline or
-/// a restricted cpuset only costs speed, never correctness.
-pub fn pin_to(cpus: &[usize]) {
-    let mut set = nix::sched::CpuSet::new();
-    for &c in cpus {
-        let _ = set.set(c);
-    }
-    let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
 }

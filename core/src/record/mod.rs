@@ -13,13 +13,13 @@ use rrpipe_plugin_api::{AbortInfo, BlockedInfo, EventData, ExitInfo, MemBlock, M
 use crate::cli::RecordOptions;
 use crate::config::PluginSpec;
 use crate::error::{Error, Result};
-use crate::pipeline::Pipeline;
+use crate::loading::Loading;
 use crate::ptrace::{Resume, Stop, Task};
 use crate::sched::{Preempter, TickSource};
 use crate::session::Session;
 use crate::syscalls::Replay;
 use crate::tracedir::{self, FileSaver};
-use crate::{exec, spawn};
+use crate::{cpus, exec, spawn};
 use nix::unistd::Pid;
 use rrpipe_syscallbuf as abi;
 use shared_buffer::{ForkImage, SharedBuffer};
@@ -50,12 +50,20 @@ pub fn run(opts: &RecordOptions) -> Result<i32> {
         preload(&mut env, opts.tracer.filter_lib.as_deref())?;
     }
     let cwd = std::env::current_dir().map_err(|e| Error::internal("current directory", e))?;
-    let allowed = spawn::allowed_cpus();
+    let allowed = cpus::allowed();
     let cpu = opts.tracer.cpu.map(|c| c as usize).unwrap_or(allowed[0]);
     let workers: Vec<usize> = allowed.iter().copied().filter(|&c| c != cpu).collect();
     let workers = (!workers.is_empty()).then_some(workers);
 
     let dir = tracedir::create(opts.output.as_deref())?;
+    let mut specs = vec![PluginSpec {
+        name: TRACE_WRITER.into(),
+        path: None,
+        required: true,
+        ..PluginSpec::default()
+    }];
+    specs.extend(opts.plugins.iter().cloned());
+    let plugins = Loading::start(specs, Mode::Record, dir.clone(), workers.clone());
     let header = TraceHeader {
         rrpipe_version: env!("CARGO_PKG_VERSION").to_string(),
         exe: filename.clone(),
@@ -69,17 +77,8 @@ pub fn run(opts: &RecordOptions) -> Result<i32> {
         syscall_buffer: opts.tracer.syscall_buffer,
     };
     write_header(&dir, &header).map_err(|e| Error::internal("write trace header", e))?;
-
-    let mut specs = vec![PluginSpec {
-        name: TRACE_WRITER.into(),
-        path: None,
-        required: true,
-        ..PluginSpec::default()
-    }];
-    specs.extend(opts.plugins.iter().cloned());
-    let pipeline = Pipeline::start(&specs, Mode::Record, &dir, workers.as_deref())?;
     let saver = FileSaver::new(&dir, workers.clone());
-    spawn::pin_current_thread(cpu)?;
+    cpus::pin_current_thread(cpu)?;
 
     let cstr = |s: &str| {
         CString::new(s).map_err(|_| Error::Usage(format!("argument contains NUL: {s:?}")))
@@ -95,7 +94,7 @@ pub fn run(opts: &RecordOptions) -> Result<i32> {
     };
     let task = spawn::spawn(&spec)?;
     forward_interruptions_to(task.tid.as_raw());
-    let mut rec = Recorder::new(task, Session::new(pipeline), saver);
+    let mut rec = Recorder::new(task, Session::new(plugins), saver);
     rec.buffering = opts.tracer.syscall_buffer;
     rec.page.mode = if rec.buffering {
         abi::MODE_RECORD
@@ -903,7 +902,14 @@ impl Recorder {
         // Both worker threads finish at once (each wake-up of another CPU
         // takes tens of µs in a VM).
         self.saver.close();
-        let (mut components, plugins) = self.session.pipeline.finish();
+        let Some((mut components, plugins)) = self.session.finish_plugins() else {
+            // They never loaded, and the first event failed with why: no
+            // manifest, as for any stop before the program starts.
+            let _ = self.saver.finish();
+            return Err(result
+                .err()
+                .unwrap_or_else(|| Error::Internal("the plugins could not be loaded".into())));
+        };
         let files = self.saver.finish();
         let complete = result.is_ok() || aborted;
         if let Ok(f) = &files {
