@@ -534,28 +534,37 @@ impl Pipeline {
         }
     }
 
-    /// Finishes every worker once; failures go through [`Pipeline::fail`].
-    fn shutdown(&mut self) -> Vec<ManifestEntry> {
-        if self.shut_down {
-            return Vec::new();
-        }
-        self.shut_down = true;
+    /// Tells every worker that no event follows: each finishes (its
+    /// plugin's `finish`: the trace writer compresses and writes its last
+    /// chunk) while the caller goes on, and [`Pipeline::finish`] then only
+    /// waits. Later events reach no plugin.
+    pub fn no_more_events(&mut self) {
         self.flush_all();
         self.poll_failures();
-        // Their last work runs here, where this thread is about to wait for
-        // it (see `cpus`).
-        for slot in &self.slots {
-            if let Some(worker) = &slot.worker {
-                crate::cpus::bring_here(worker);
-            }
-        }
-        // Ask all to finish first, so that they flush in parallel.
+        // All are asked before any is waited for, so that they finish in
+        // parallel.
         for slot in &mut self.slots {
             if let Some(tx) = slot.tx.take() {
                 // An error means the worker already stopped; the join says why.
                 let _ = tx.send(Msg::Finish);
             }
         }
+    }
+
+    /// Finishes every worker once; failures go through [`Pipeline::fail`].
+    fn shutdown(&mut self) -> Vec<ManifestEntry> {
+        if self.shut_down {
+            return Vec::new();
+        }
+        self.shut_down = true;
+        // The last work of those not yet told runs here, where this thread
+        // is about to wait for it (see `cpus`).
+        for slot in self.slots.iter().filter(|s| s.active()) {
+            if let Some(worker) = &slot.worker {
+                crate::cpus::bring_here(worker);
+            }
+        }
+        self.no_more_events();
         let mut entries = Vec::new();
         for i in 0..self.slots.len() {
             let Some(worker) = self.slots[i].worker.take() else {
@@ -806,6 +815,36 @@ mod tests {
 
     fn ranges(start: u64) -> MemoryRequest {
         MemoryRequest::Ranges(vec![Range { start, len: 8 }].into())
+    }
+
+    #[test]
+    fn told_no_more_events_the_plugins_finish_with_what_they_had() {
+        let log = Log::default();
+        let plugins = vec![(
+            "a".to_string(),
+            true,
+            Plugin::new(Recorder {
+                files: vec!["a.dat".into()],
+                ..recorder(&log)
+            })
+            .into_ffi(),
+        )];
+        let mut p = Pipeline::from_plugins(plugins, None).unwrap();
+        let source = FakeSource::default();
+        p.dispatch(event(1), &source).unwrap();
+        p.no_more_events();
+        // Reaches no plugin, and is no failure.
+        p.dispatch(event(2), &source).unwrap();
+        let (entries, finished) = p.finish();
+        finished.unwrap();
+        assert_eq!(
+            entries,
+            [ManifestEntry {
+                name: "a".into(),
+                files: vec!["a.dat".into()]
+            }]
+        );
+        assert_eq!(*log.lock().unwrap(), [(1, None)]);
     }
 
     #[test]

@@ -659,6 +659,11 @@ impl Recorder {
                     // (Threads that an exec in their process kills die as
                     // part of that exec, in replay too: no event of theirs.)
                     self.emit(tid, EventData::Exit(info), 0.max(result))?;
+                    if self.tasks.len() == 1 {
+                        // The last event: the plugins finish while the
+                        // program's exit tears its memory down.
+                        self.session.pipeline()?.no_more_events();
+                    }
                 }
                 if self.current == Some(tid) {
                     self.current = None;
@@ -850,13 +855,17 @@ impl Recorder {
 
     fn ended(&mut self, tid: i32, outcome: Outcome) -> Result<()> {
         self.tasks.remove(&tid);
-        self.shared.remove(&tid);
+        let shared = self.shared.remove(&tid);
         self.unshare.remove(&tid);
         if self.current == Some(tid) {
             self.current = None;
         }
         if tid == self.initial {
             self.initial_status = Some(outcome);
+        }
+        let last = self.tasks.is_empty() || (tid == self.initial && !self.wait_all);
+        if let Some(shared) = shared.filter(|_| last) {
+            shared.leave_mapped();
         }
         Ok(())
     }
@@ -899,6 +908,9 @@ impl Recorder {
             }
         };
         let events = self.session.time;
+        for (_, shared) in std::mem::take(&mut self.shared) {
+            shared.leave_mapped();
+        }
         // Both worker threads finish at once (each wake-up of another CPU
         // takes tens of µs in a VM).
         self.saver.close();

@@ -45,6 +45,14 @@ impl Drop for SharedBuffer {
 }
 
 impl SharedBuffer {
+    /// Leaves rrpipe's mapping in place, for when the recording is over:
+    /// rrpipe's exit unmaps it with everything else, where an munmap now
+    /// would interrupt the plugins' CPU to flush its TLB, and wait for it
+    /// (~0.1 ms, see `cpus`).
+    pub fn leave_mapped(self) {
+        std::mem::forget(self);
+    }
+
     /// Replaces the mapping of `task`'s buffer at `buffer` (just
     /// registered) with one shared with rrpipe. `None`: it stays as it was.
     pub fn install(task: &Task, buffer: u64, since: u64) -> Option<SharedBuffer> {
