@@ -280,7 +280,8 @@ impl FileSaver {
 
     /// Hands the last files to the saver thread and tells it there are no
     /// more, without waiting: it then works while the caller finishes the
-    /// plugins. No file may be saved after this.
+    /// plugins. No file may be saved after this; closing again does
+    /// nothing.
     pub fn close(&mut self) {
         // Its last copies run where the caller soon waits (see `cpus`).
         if let Some(worker) = &self.worker {

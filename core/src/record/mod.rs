@@ -660,8 +660,10 @@ impl Recorder {
                     // part of that exec, in replay too: no event of theirs.)
                     self.emit(tid, EventData::Exit(info), 0.max(result))?;
                     if self.tasks.len() == 1 {
-                        // The last event: the plugins finish while the
-                        // program's exit tears its memory down.
+                        // The last event: the plugins and the file saver
+                        // finish while the program's exit tears its memory
+                        // down.
+                        self.saver.close();
                         self.session.pipeline()?.no_more_events();
                     }
                 }
