@@ -798,8 +798,12 @@ impl Recorder {
         if self.current == Some(tid) {
             self.current = None;
         }
-        let stop = self.t(tid).task.wait()?;
-        self.handle(tid, stop)
+        match self.t(tid).task.wait_gone()? {
+            Some(stop) => self.handle(tid, stop),
+            // Released without an end to report: it died of the SIGKILL
+            // that took it out of its stop.
+            None => self.died(tid, Outcome::Killed(libc::SIGKILL)),
+        }
     }
 
     /// Task `tid` ended (`outcome`, as `waitpid` reports it). Normally its
