@@ -265,7 +265,11 @@ impl Pipeline {
                 }
             }
         }
-        Pipeline::from_plugins(plugins, worker_cpus)
+        let mut pipeline = Pipeline::from_plugins(plugins, worker_cpus)?;
+        if mode == Mode::Record {
+            pipeline.records.fill_ahead();
+        }
+        Ok(pipeline)
     }
 
     /// Starts the workers of already created plugins (also used by tests
