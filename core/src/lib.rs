@@ -17,7 +17,6 @@ pub mod deadmem;
 pub mod dump;
 pub mod error;
 pub mod exec;
-pub mod loading;
 pub mod patch;
 pub mod pipeline;
 pub mod plugin_search;

@@ -543,15 +543,6 @@ impl Pipeline {
     /// chunk) while the caller goes on, and [`Pipeline::finish`] then only
     /// waits. Later events reach no plugin.
     pub fn no_more_events(&mut self) {
-        // Their last work runs on this CPU: the caller waits for it soon,
-        // and the other CPU may have to be woken first (see `cpus`). Moved
-        // before the last batch wakes them: a running thread moves only
-        // once its CPU has run the kernel's migration thread.
-        for slot in self.slots.iter().filter(|s| s.active()) {
-            if let Some(worker) = &slot.worker {
-                crate::cpus::bring_here(worker);
-            }
-        }
         self.flush_all();
         self.poll_failures();
         // All are asked before any is waited for, so that they finish in

@@ -68,9 +68,8 @@ impl RecordPool {
     }
 
     /// Starts making buffers resident ahead (once; `take` does it at the
-    /// latest): a recording's pipeline asks for it as it starts, on the
-    /// thread that loads the plugins, so that starting the helper thread
-    /// costs the tracer's thread nothing.
+    /// latest): a recording's pipeline asks for it as it starts, before
+    /// the program runs, so that the helper has the most time.
     pub fn fill_ahead(&mut self) {
         if !self.in_use {
             self.in_use = true;

@@ -19,8 +19,8 @@ use rrpipe_syscallbuf as abi;
 use crate::cli::ReplayOptions;
 use crate::config::PluginSpec;
 use crate::error::{Error, Result};
-use crate::loading::Loading;
 use crate::patch::{self, Site};
+use crate::pipeline::Pipeline;
 use crate::ptrace::{is_fault, Resume, Stop, Task};
 use crate::session::Session;
 use crate::syscalls::{self, Replay};
@@ -65,7 +65,7 @@ pub fn run(opts: &ReplayOptions) -> Result<i32> {
         });
     }
     specs.extend(opts.plugins.iter().cloned());
-    let plugins = Loading::start(specs, Mode::Replay, dir.clone(), workers);
+    let pipeline = Pipeline::start(&specs, Mode::Replay, &dir, workers.as_deref())?;
     cpus::pin_current_thread(cpu)?;
 
     let stage = ExecStage::new(&dir, exec_info)?;
@@ -90,19 +90,17 @@ pub fn run(opts: &ReplayOptions) -> Result<i32> {
         initial_status: None,
         lingering: HashMap::new(),
         doomed: HashMap::new(),
-        session: Session::new(plugins),
+        session: Session::new(pipeline),
         dir,
         stage,
     };
     let outcome = replayer.replay(first, &mut events);
     let lingering = std::mem::take(&mut replayer.lingering).into_values();
     crate::ptrace::kill_all(replayer.tasks.drain().map(|(_, t)| t.task).chain(lingering));
-    let finished = replayer.session.finish_plugins();
+    let (_, finished) = replayer.session.pipeline.finish();
     let code = outcome?;
-    match finished {
-        Some((_, result)) => result.map(|()| code),
-        None => Err(Error::Internal("the plugins could not be loaded".into())),
-    }
+    finished?;
+    Ok(code)
 }
 
 /// A private directory holding a link to the saved executable under a

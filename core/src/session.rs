@@ -4,17 +4,15 @@
 use rrpipe_plugin_api::{Event, EventData, EventHeader, EventKind, Time};
 
 use crate::deadmem::DeadMemory;
-use crate::error::{Error, Result};
-use crate::loading::Loading;
+use crate::error::Result;
 use crate::patch::PatchArea;
 use crate::pipeline::Pipeline;
 use crate::ptrace::Task;
 use crate::snapshot::TaskMemory;
-use rrpipe_plugin_api::trace::ManifestEntry;
 use rrpipe_syscallbuf as abi;
 
 pub struct Session {
-    plugins: Plugins,
+    pub pipeline: Pipeline,
     /// Global time of the last event.
     pub time: Time,
     /// The task of the last event.
@@ -27,31 +25,10 @@ pub struct Session {
     cpuid_trapped: std::collections::BTreeMap<i32, Vec<(u64, u64)>>,
 }
 
-/// The pipeline, or its plugins still loading (see `loading`).
-enum Plugins {
-    Loading(Loading),
-    Ready(Pipeline),
-    /// They could not be loaded: the first to wait for them got the error.
-    Failed,
-}
-
-/// The pipeline once its plugins are loaded: the first call waits for them.
-fn ready(plugins: &mut Plugins) -> Result<&mut Pipeline> {
-    if let Plugins::Loading(_) = plugins {
-        if let Plugins::Loading(loading) = std::mem::replace(plugins, Plugins::Failed) {
-            *plugins = Plugins::Ready(loading.wait()?);
-        }
-    }
-    match plugins {
-        Plugins::Ready(pipeline) => Ok(pipeline),
-        _ => Err(Error::Internal("the plugins could not be loaded".into())),
-    }
-}
-
 impl Session {
-    pub fn new(plugins: Loading) -> Session {
+    pub fn new(pipeline: Pipeline) -> Session {
         Session {
-            plugins: Plugins::Loading(plugins),
+            pipeline,
             time: 0,
             last_tid: 0,
             live: Liveness::default(),
@@ -59,26 +36,8 @@ impl Session {
         }
     }
 
-    /// The pipeline, once its plugins are loaded: the first call (the
-    /// first event) waits for them.
-    pub fn pipeline(&mut self) -> Result<&mut Pipeline> {
-        ready(&mut self.plugins)
-    }
-
-    /// Finishes the plugins (see [`Pipeline::finish`]), once they are
-    /// loaded; None when they could not be: that error went to the first
-    /// event, or loses to the session's own.
-    pub fn finish_plugins(&mut self) -> Option<(Vec<ManifestEntry>, Result<()>)> {
-        ready(&mut self.plugins).ok()?;
-        match std::mem::replace(&mut self.plugins, Plugins::Failed) {
-            Plugins::Ready(pipeline) => Some(pipeline.finish()),
-            _ => None,
-        }
-    }
-
     /// Sends an event through the plugins while `task` is stopped at it.
     pub fn dispatch(&mut self, event: Event, task: &Task) -> Result<()> {
-        ready(&mut self.plugins)?;
         self.time = event.header.time;
         let tid = event.header.tid;
         self.last_tid = tid;
@@ -92,8 +51,9 @@ impl Session {
         // Computed only if a plugin asks for memory.
         let live = &self.live;
         let dead = std::cell::LazyCell::new(move || live.dead_memory(None));
-        let sent = ready(&mut self.plugins)
-            .and_then(|pipeline| pipeline.dispatch(event, &TaskMemory { task, dead: &dead }));
+        let sent = self
+            .pipeline
+            .dispatch(event, &TaskMemory { task, dead: &dead });
         // An exited task's stack is no longer its own; but at its exit
         // event, snapshots of its memory still leave its dead stack out.
         if exit {

@@ -283,10 +283,6 @@ impl FileSaver {
     /// plugins. No file may be saved after this; closing again does
     /// nothing.
     pub fn close(&mut self) {
-        // Its last copies run where the caller soon waits (see `cpus`).
-        if let Some(worker) = &self.worker {
-            crate::cpus::bring_here(worker);
-        }
         self.send_pending();
         drop(self.jobs.take());
     }

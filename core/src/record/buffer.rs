@@ -51,7 +51,7 @@ impl Recorder {
                 header.used
             )));
         }
-        let mut records = self.session.pipeline()?.spare_records(header.used as usize);
+        let mut records = self.session.pipeline.spare_records(header.used as usize);
         // Emptied first: the event below may stop the recording. The other
         // fields as they are (the thread is stopped), but a new stretch.
         let emptied = abi::Header {

@@ -13,7 +13,7 @@ use rrpipe_plugin_api::{AbortInfo, BlockedInfo, EventData, ExitInfo, MemBlock, M
 use crate::cli::RecordOptions;
 use crate::config::PluginSpec;
 use crate::error::{Error, Result};
-use crate::loading::Loading;
+use crate::pipeline::Pipeline;
 use crate::ptrace::{Resume, Stop, Task};
 use crate::sched::{Preempter, TickSource};
 use crate::session::Session;
@@ -56,14 +56,6 @@ pub fn run(opts: &RecordOptions) -> Result<i32> {
     let workers = (!workers.is_empty()).then_some(workers);
 
     let dir = tracedir::create(opts.output.as_deref())?;
-    let mut specs = vec![PluginSpec {
-        name: TRACE_WRITER.into(),
-        path: None,
-        required: true,
-        ..PluginSpec::default()
-    }];
-    specs.extend(opts.plugins.iter().cloned());
-    let plugins = Loading::start(specs, Mode::Record, dir.clone(), workers.clone());
     let header = TraceHeader {
         rrpipe_version: env!("CARGO_PKG_VERSION").to_string(),
         exe: filename.clone(),
@@ -77,6 +69,15 @@ pub fn run(opts: &RecordOptions) -> Result<i32> {
         syscall_buffer: opts.tracer.syscall_buffer,
     };
     write_header(&dir, &header).map_err(|e| Error::internal("write trace header", e))?;
+
+    let mut specs = vec![PluginSpec {
+        name: TRACE_WRITER.into(),
+        path: None,
+        required: true,
+        ..PluginSpec::default()
+    }];
+    specs.extend(opts.plugins.iter().cloned());
+    let pipeline = Pipeline::start(&specs, Mode::Record, &dir, workers.as_deref())?;
     let saver = FileSaver::new(&dir, workers.clone());
     cpus::pin_current_thread(cpu)?;
 
@@ -94,7 +95,7 @@ pub fn run(opts: &RecordOptions) -> Result<i32> {
     };
     let task = spawn::spawn(&spec)?;
     forward_interruptions_to(task.tid.as_raw());
-    let mut rec = Recorder::new(task, Session::new(plugins), saver);
+    let mut rec = Recorder::new(task, Session::new(pipeline), saver);
     rec.buffering = opts.tracer.syscall_buffer;
     rec.page.mode = if rec.buffering {
         abi::MODE_RECORD
@@ -664,7 +665,7 @@ impl Recorder {
                         // finish while the program's exit tears its memory
                         // down.
                         self.saver.close();
-                        self.session.pipeline()?.no_more_events();
+                        self.session.pipeline.no_more_events();
                     }
                 }
                 if self.current == Some(tid) {
@@ -920,14 +921,7 @@ impl Recorder {
         // Both worker threads finish at once (each wake-up of another CPU
         // takes tens of µs in a VM).
         self.saver.close();
-        let Some((mut components, plugins)) = self.session.finish_plugins() else {
-            // They never loaded, and the first event failed with why: no
-            // manifest, as for any stop before the program starts.
-            let _ = self.saver.finish();
-            return Err(result
-                .err()
-                .unwrap_or_else(|| Error::Internal("the plugins could not be loaded".into())));
-        };
+        let (mut components, plugins) = self.session.pipeline.finish();
         let files = self.saver.finish();
         let complete = result.is_ok() || aborted;
         if let Ok(f) = &files {
