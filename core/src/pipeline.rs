@@ -265,11 +265,7 @@ impl Pipeline {
                 }
             }
         }
-        let mut pipeline = Pipeline::from_plugins(plugins, worker_cpus)?;
-        if mode == Mode::Record {
-            pipeline.records.fill_ahead();
-        }
-        Ok(pipeline)
+        Pipeline::from_plugins(plugins, worker_cpus)
     }
 
     /// Starts the workers of already created plugins (also used by tests

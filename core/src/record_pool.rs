@@ -5,7 +5,7 @@
 //! costs a page fault per 4 KiB, taken by the tracer on the tracee's CPU
 //! while the tracee waits: a third of the tracer's time on `cp -r` once.
 //! So spent record buffers come back here when no plugin holds them any
-//! more, and as a recording starts a helper thread on the plugins' CPUs
+//! more, and at the first flush a helper thread on the plugins' CPUs
 //! faults in a set ahead, for the flushes before the first ones return
 //! (plugins hold a batch's worth and more, [`KEEP`]).
 
@@ -54,7 +54,10 @@ impl RecordPool {
     /// else one with room for [`abi::CAPACITY`] bytes, its pages resident
     /// when the pool has one.
     pub fn take(&mut self, len: usize) -> Vec<u8> {
-        self.fill_ahead();
+        if !self.in_use {
+            self.in_use = true;
+            self.ready = self.cpus.clone().and_then(start_helper);
+        }
         if len <= SMALL {
             return Vec::with_capacity(len);
         }
@@ -65,16 +68,6 @@ impl RecordPool {
             return ready;
         }
         Vec::with_capacity(abi::CAPACITY)
-    }
-
-    /// Starts making buffers resident ahead (once; `take` does it at the
-    /// latest): a recording's pipeline asks for it as it starts, before
-    /// the program runs, so that the helper has the most time.
-    pub fn fill_ahead(&mut self) {
-        if !self.in_use {
-            self.in_use = true;
-            self.ready = self.cpus.clone().and_then(start_helper);
-        }
     }
 
     /// Buffers kept for the next flushes.

@@ -862,7 +862,6 @@ impl Recorder {
 
     fn ended(&mut self, tid: i32, outcome: Outcome) -> Result<()> {
         self.tasks.remove(&tid);
-        let shared = self.shared.remove(&tid);
         self.unshare.remove(&tid);
         if self.current == Some(tid) {
             self.current = None;
@@ -870,9 +869,11 @@ impl Recorder {
         if tid == self.initial {
             self.initial_status = Some(outcome);
         }
+        // The recording's last task keeps its entry: `finish` leaves the
+        // mapping in place, as it does every one left.
         let last = self.tasks.is_empty() || (tid == self.initial && !self.wait_all);
-        if let Some(shared) = shared.filter(|_| last) {
-            shared.leave_mapped();
+        if !last {
+            self.shared.remove(&tid);
         }
         Ok(())
     }
