@@ -156,12 +156,20 @@ pub fn read_header(dir: &Path) -> Result<TraceHeader, TraceError> {
 /// Appends events to `events` in checksummed, compressed chunks.
 pub struct EventWriter {
     out: BufWriter<File>,
+    /// Room for a chunk and one more event as large (a whole syscall
+    /// buffer's records are 256 KiB), set aside at the start: a Vec that
+    /// grows copies what it holds into fresh memory each time. Pages are
+    /// touched only as they are filled.
     pending: Vec<u8>,
     pending_events: u32,
-    /// Kept across chunks (a context is large to set up). Level 1: level 3
-    /// made `cp -r`'s trace a fifth smaller, but setting up its context
-    /// took 0.2 ms more of every recording's end, and compressing is the
-    /// writer's main work.
+    /// Kept across chunks (a context is large to set up). Level -1 (zstd's
+    /// fastest kind): compressing runs on the plugins' CPU while the
+    /// program runs, and on this VM that work slows the program's CPU as
+    /// well (the two CPUs share a core); level 1 made `cp -r`'s recording
+    /// 0.8-1.5 ms slower (same binary, 31 alternating runs, three times)
+    /// for a trace of the same size (181 KB against 179). Level 3 made it
+    /// a fifth smaller, but setting up its context took 0.2 ms more of
+    /// every recording's end.
     compressor: zstd::bulk::Compressor<'static>,
     /// The compressed chunk, its memory kept from chunk to chunk (fresh
     /// memory costs a page fault per 4 KiB).
@@ -175,9 +183,9 @@ impl EventWriter {
         out.flush()?;
         Ok(EventWriter {
             out,
-            pending: Vec::with_capacity(CHUNK_BYTES),
+            pending: Vec::with_capacity(2 * CHUNK_BYTES + 4096),
             pending_events: 0,
-            compressor: zstd::bulk::Compressor::new(1)?,
+            compressor: zstd::bulk::Compressor::new(-1)?,
             compressed: Vec::new(),
         })
     }
@@ -202,9 +210,14 @@ impl EventWriter {
         if self.pending_events == 0 {
             return Ok(());
         }
+        let bound = zstd::zstd_safe::compress_bound(self.pending.len());
+        if self.compressed.capacity() < bound {
+            // Fresh memory rather than `reserve`, which would copy the
+            // old contents over.
+            self.compressed = Vec::with_capacity(bound);
+        }
         let compressed = &mut self.compressed;
         compressed.clear();
-        compressed.reserve(zstd::zstd_safe::compress_bound(self.pending.len()));
         self.compressor
             .compress_to_buffer(&self.pending, compressed)?;
         let sum = xxhash_rust::xxh3::xxh3_64(compressed);
