@@ -1114,7 +1114,7 @@ mod tests {
         }
         assert_eq!(p.records.spares(), 0, "nothing retired yet");
         // The next event retires the four, which the worker let go; the
-        // pool keeps as many as it keeps.
+        // pool keeps up to `KEEP` of them.
         p.dispatch(event(5), &source).unwrap();
         assert_eq!(p.records.spares(), crate::record_pool::KEEP.min(4));
         let (_, finished) = p.finish();

@@ -9,7 +9,7 @@
 //! faults in a set ahead, for the flushes before the first ones return
 //! (plugins hold a batch's worth and more, [`KEEP`]). A recording whose
 //! flushes are all small (a short program, a few calls before each traced
-//! one) never starts it: the megabyte it makes resident took the plugins'
+//! one) never starts it: the memory it made resident took the plugins'
 //! CPU from the trace writer just when the recording's end waited for it
 //! (`cp --version` recorded 1.1 ms faster without it).
 

@@ -170,8 +170,9 @@ pub struct EventWriter {
     pending_events: u32,
     /// Kept across chunks (a context is large to set up). Level -1 (zstd's
     /// fastest kind): compressing runs on the plugins' CPU while the
-    /// program runs, and on this VM that work slows the program's CPU as
-    /// well (the two CPUs share a core); level 1 made `cp -r`'s recording
+    /// program runs, and on this VM work there slows the program's CPU as
+    /// well (a loop streaming through memory on it made native `cp -r` 6%
+    /// slower); level 1 made `cp -r`'s recording
     /// 0.8-1.5 ms slower (same binary, 31 alternating runs, three times)
     /// for a trace of the same size (181 KB against 179). Level 3 made it
     /// a fifth smaller, but setting up its context took 0.2 ms more of
