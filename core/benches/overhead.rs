@@ -120,18 +120,11 @@ fn rrpipe() -> PathBuf {
 /// (native `cp -r` 16.7 against 14.3 ms in one invocation): every ratio
 /// looked better than it was.
 fn time_pinned(cmd: Command, cpu: usize) -> Duration {
-    let size = std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: plain affinity calls on this thread with local sets.
-    unsafe {
-        let mut before: libc::cpu_set_t = std::mem::zeroed();
-        libc::sched_getaffinity(0, size, &mut before);
-        let mut one: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut one);
-        libc::sched_setaffinity(0, size, &one);
-        let took = time(cmd);
-        libc::sched_setaffinity(0, size, &before);
-        took
-    }
+    let before = rrpipe::cpus::allowed();
+    rrpipe::cpus::pin_current_thread(cpu).expect("pin the benchmark's thread");
+    let took = time(cmd);
+    rrpipe::cpus::pin_to(&before);
+    took
 }
 
 fn time(mut cmd: Command) -> Duration {
