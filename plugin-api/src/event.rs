@@ -5,6 +5,8 @@
 //! and refuses one built against another shape. They also derive serde, so
 //! the trace writer stores exactly what plugins see.
 
+use std::ops::Range;
+
 use abi_stable::std_types::{RString, RVec};
 use abi_stable::StableAbi;
 use serde::{Deserialize, Serialize};
@@ -443,29 +445,35 @@ impl<'a> BufferedCalls<'a> {
         &mut self,
     ) -> Option<Result<(rrpipe_syscallbuf::Record, &'a [u8]), MalformedRecord>> {
         use rrpipe_syscallbuf as abi;
+        let (bytes, _) = match self.next_extent()? {
+            Ok(extent) => extent,
+            Err(bad) => return Some(Err(bad)),
+        };
+        let record = &self.bytes[bytes];
+        let head = record[..abi::RECORD_SIZE].try_into().expect("record size");
+        let rec = abi::Record::from_bytes(head);
+        // Within the record: checked by `next_extent`.
+        let data = &record[abi::RECORD_SIZE..abi::RECORD_SIZE + rec.data_len as usize];
+        Some(Ok((rec, data)))
+    }
+
+    /// Steps over the next record, checked as [`Self::next_record`] checks
+    /// it but without copying it out: where its bytes are and its flags.
+    /// For the tracer, which checks every record of each full buffer but
+    /// looks into none but a trailing fallback.
+    pub fn next_extent(&mut self) -> Option<Result<(Range<usize>, u32), MalformedRecord>> {
         let at = self.at;
         let rest = self.bytes.get(at..).filter(|r| !r.is_empty())?;
-        let bad = MalformedRecord { offset: at };
-        let Some(head) = rest.get(..abi::RECORD_SIZE) else {
-            self.at = self.bytes.len();
-            return Some(Err(bad));
-        };
-        let rec = abi::Record::from_bytes(head.try_into().expect("record size"));
-        let size = rec.size as usize;
-        let data_len = usize::try_from(rec.data_len).unwrap_or(usize::MAX);
-        if data_len > rest.len()
-            || size < abi::record_size(data_len)
-            || size > rest.len()
-            || !size.is_multiple_of(8)
-        {
-            self.at = self.bytes.len();
-            return Some(Err(bad));
+        match rrpipe_syscallbuf::record_extent(rest) {
+            Some((size, flags)) => {
+                self.at += size;
+                Some(Ok((at..at + size, flags)))
+            }
+            None => {
+                self.at = self.bytes.len();
+                Some(Err(MalformedRecord { offset: at }))
+            }
         }
-        self.at += size;
-        Some(Ok((
-            rec,
-            &rest[abi::RECORD_SIZE..abi::RECORD_SIZE + data_len],
-        )))
     }
 }
 

@@ -78,16 +78,18 @@ impl Recorder {
         let mut calls = 0i64;
         let mut parser = BufferedCalls::new(&records);
         let mut end = 0;
-        while let Some(next) = parser.next_record() {
-            let (rec, _) = next.map_err(|e| corrupt(tid, e))?;
+        while let Some(next) = parser.next_extent() {
+            let (bytes, flags) = next.map_err(|e| corrupt(tid, e))?;
             if fallback.is_some() {
                 return Err(corrupt(tid, "a record after a fallback"));
             }
-            if rec.flags & abi::FALLBACK != 0 {
+            if flags & abi::FALLBACK != 0 {
+                let head = records[bytes.start..bytes.start + abi::RECORD_SIZE].try_into();
+                let rec = abi::Record::from_bytes(head.expect("a whole record"));
                 fallback = Some((rec.nr, rec.args));
             } else {
                 calls += 1;
-                end += rec.size as usize;
+                end = bytes.end;
             }
         }
         if calls > 0 {

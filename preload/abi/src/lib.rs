@@ -168,6 +168,28 @@ pub const fn record_size(data_len: usize) -> usize {
     (RECORD_SIZE + data_len + 7) & !7
 }
 
+/// The size and the flags of the record at the start of `bytes` (records
+/// and what follows them), if they can be a record's: whole, its data
+/// inside it, its size a multiple of 8 within `bytes`. Reads those three
+/// fields only: the tracer checks every record of each full buffer (a few
+/// thousand), and copying each whole record out cost twice as much.
+pub fn record_extent(bytes: &[u8]) -> Option<(usize, u32)> {
+    use core::mem::offset_of;
+    let head = bytes.get(..RECORD_SIZE)?;
+    let u32_at =
+        |at: usize| u32::from_ne_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+    let size = u32_at(offset_of!(Record, size)) as usize;
+    let flags = u32_at(offset_of!(Record, flags));
+    let at = offset_of!(Record, data_len);
+    let data_len = u64::from_ne_bytes(head[at..at + 8].try_into().ok()?);
+    let data_len = usize::try_from(data_len).ok()?;
+    let fits = data_len <= bytes.len()
+        && size >= record_size(data_len)
+        && size <= bytes.len()
+        && size.is_multiple_of(8);
+    fits.then_some((size, flags))
+}
+
 /// Bytes of records a buffer holds.
 pub const CAPACITY: usize = BUFFER_SIZE - HEADER_SIZE;
 
@@ -205,5 +227,54 @@ mod tests {
         assert_eq!(RECORD_SIZE, 8 + 8 + 48 + 8 + 8 + 8);
         assert_eq!(record_size(0), RECORD_SIZE);
         assert_eq!(record_size(1), RECORD_SIZE + 8);
+    }
+
+    /// `rec` as bytes, then `data_len` bytes of data, then `extra` bytes.
+    fn bytes(rec: Record, extra: usize) -> ([u8; 512], usize) {
+        let mut b = [0u8; 512];
+        b[..RECORD_SIZE].copy_from_slice(&rec.to_bytes());
+        let len = RECORD_SIZE + rec.data_len.min(256) as usize + extra;
+        (b, len)
+    }
+
+    #[test]
+    fn extents_check_what_a_record_claims() {
+        let plain = Record {
+            size: record_size(0) as u32,
+            flags: FALLBACK,
+            nr: 3,
+            ..Record::default()
+        };
+        let (b, len) = bytes(plain, 0);
+        assert_eq!(record_extent(&b[..len]), Some((RECORD_SIZE, FALLBACK)));
+        assert_eq!(record_extent(&b[..len - 1]), None, "cut short");
+
+        let with_data = Record {
+            size: record_size(5) as u32,
+            data_len: 5,
+            ..Record::default()
+        };
+        let (b, len) = bytes(with_data, 3);
+        assert_eq!(record_extent(&b[..len]), Some((RECORD_SIZE + 8, 0)));
+        assert_eq!(record_extent(&b[..len - 1]), None, "padding cut off");
+
+        let claims = |size: usize, data_len: u64| {
+            let rec = Record {
+                size: size as u32,
+                data_len,
+                ..Record::default()
+            };
+            let (b, len) = bytes(rec, 64);
+            record_extent(&b[..len])
+        };
+        assert_eq!(claims(RECORD_SIZE + 4, 0), None, "not a multiple of 8");
+        assert_eq!(claims(RECORD_SIZE, 8), None, "data past the record");
+        assert_eq!(claims(RECORD_SIZE + 512, 0), None, "past the bytes");
+        assert_eq!(
+            claims(RECORD_SIZE + 8, u64::MAX),
+            None,
+            "absurd data length"
+        );
+        assert_eq!(claims(0, 0), None, "smaller than a record");
     }
 }
