@@ -3,7 +3,9 @@
 //!
 //! The test builds a real plugin against a copy of `plugin-api` whose event
 //! header has one more field, as an old or new plugin would be (see
-//! `build_test_plugin` for how test plugins are built).
+//! `build_test_plugin` for how test plugins are built). The plugins built
+//! with rrpipe skip that check (see `rrpipe_plugin_api::library`): their
+//! fingerprint is checked here.
 
 mod common;
 
@@ -97,6 +99,7 @@ fn standalone_api_manifest() -> String {
 fn build_skewed_plugin(work: &Path) -> std::path::PathBuf {
     let api = work.join("plugin-api");
     copy_dir(&plugin_api_dir().join("src"), &api.join("src"));
+    std::fs::copy(plugin_api_dir().join("build.rs"), api.join("build.rs")).unwrap();
     std::fs::write(api.join("Cargo.toml"), standalone_api_manifest()).unwrap();
     let event = api.join("src/event.rs");
     let text = std::fs::read_to_string(&event).unwrap();
@@ -114,10 +117,45 @@ fn build_skewed_plugin(work: &Path) -> std::path::PathBuf {
     build_test_plugin("skewed-plugin", PLUGIN_SRC, &api)
 }
 
+/// What the library at `lib` says its interface is (see
+/// `rrpipe_plugin_api::library::interface_fingerprint`).
+fn fingerprint_of(lib: &Path) -> u64 {
+    use rrpipe_plugin_api::library::FINGERPRINT_SYMBOL;
+    // SAFETY: rrpipe's plugin libraries, whose symbol is a C function
+    // without arguments returning a u64.
+    unsafe {
+        let lib = libloading::Library::new(lib).unwrap();
+        let f = lib
+            .get::<extern "C" fn() -> u64>(FINGERPRINT_SYMBOL)
+            .unwrap_or_else(|e| panic!("no fingerprint: {e}"));
+        f()
+    }
+}
+
+#[test]
+fn plugins_built_with_rrpipe_are_known_to_share_its_interface() {
+    let bin = rrpipe_bin();
+    let dir = bin.parent().unwrap();
+    let ours = rrpipe_plugin_api::library::interface_fingerprint();
+    for name in ["trace_writer", "checksum", "memory_dump", "output_redirect"] {
+        let file = format!("librrpipe_{name}.so");
+        let lib = [dir.join(&file), dir.join("deps").join(&file)]
+            .into_iter()
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("{file} not built"));
+        assert_eq!(fingerprint_of(&lib), ours, "{}", lib.display());
+    }
+}
+
 #[test]
 fn plugin_built_against_another_interface_is_refused() {
     let work = scratch_dir("skewed");
     let lib = build_skewed_plugin(&work);
+    assert_ne!(
+        fingerprint_of(&lib),
+        rrpipe_plugin_api::library::interface_fingerprint(),
+        "other sources of the interface, yet the same fingerprint: its layout would not be checked"
+    );
     let config = work.join("record.toml");
     std::fs::write(
         &config,

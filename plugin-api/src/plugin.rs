@@ -511,5 +511,12 @@ macro_rules! __export_root_module {
             }
             .leak_into_prefix()
         }
+
+        /// Lets a host built from the same interface skip checking the
+        /// layout of every type (see `rrpipe_plugin_api::library`).
+        #[no_mangle]
+        pub extern "C" fn rrpipe_plugin_interface_fingerprint() -> u64 {
+            $crate::library::interface_fingerprint()
+        }
     };
 }
