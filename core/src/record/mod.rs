@@ -256,7 +256,8 @@ struct Pending {
     replay: Replay,
     /// execve's argv, read at entry (the old image is gone at exit).
     argv: Vec<String>,
-    /// Event flags known at entry (`BUFFER_FALLBACK`).
+    /// Event flags known at entry (`BUFFER_FALLBACK`, and for a write to
+    /// rrpipe's own output `STDOUT` or `STDERR`, kept if it wrote).
     flags: u32,
 }
 

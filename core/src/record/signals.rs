@@ -299,20 +299,22 @@ impl Recorder {
             // waiting in. Suppressed, the kernel restarts that syscall, so
             // as far as the program (and replay) can tell, it never
             // returned: forget the return and let it wait again.
-            let t = self.t_mut(tid);
-            if let Some((EventData::Syscall(info), _, _)) = t.held.take() {
+            if let Some((EventData::Syscall(info), _, _)) = self.t_mut(tid).held.take() {
                 let nr = info.regs.orig_rax as i64;
+                let args = info.regs.syscall_args();
                 let replay = syscalls::lookup(nr)
-                    .and_then(|spec| spec.replay_for(&info.regs.syscall_args()).ok())
+                    .and_then(|spec| spec.replay_for(&args).ok())
                     .unwrap_or(Replay::Emulate);
-                t.pending = Some(Pending {
+                let flags = self.console_flags(tid, nr, &args);
+                self.t_mut(tid).pending = Some(Pending {
                     regs: info.regs,
                     inputs: info.inputs.into_vec(),
                     replay,
                     argv: Vec::new(),
-                    flags: 0,
+                    flags,
                 });
             }
+            let t = self.t_mut(tid);
             t.resumed_regs = None;
             t.restarting = true;
             if self.current == Some(tid) {

@@ -54,6 +54,8 @@ impl Recorder {
         } else {
             0
         };
+        // For the syscall's own event, at its exit.
+        let pending_flags = event_flags | self.console_flags(tid, nr, &args);
         let spec = syscalls::lookup(nr).ok_or_else(|| {
             self.unsupported(tid, format!("syscall {} (number {nr})", syscalls::name(nr)))
         })?;
@@ -97,7 +99,7 @@ impl Recorder {
                     inputs,
                     replay,
                     argv: Vec::new(),
-                    flags: event_flags,
+                    flags: pending_flags,
                 });
             }
             _ => {
@@ -111,7 +113,7 @@ impl Recorder {
                     inputs,
                     replay,
                     argv,
-                    flags: event_flags,
+                    flags: pending_flags,
                 })
             }
         }
@@ -153,7 +155,6 @@ impl Recorder {
             return Ok(());
         };
         let nr = p.regs.orig_rax as i64;
-        let args = p.regs.syscall_args();
         let result = match self.syscall_result(tid, &p) {
             Ok(result) => result,
             Err(e) => {
@@ -180,12 +181,11 @@ impl Recorder {
             outputs: outputs.into(),
             file: file.into(),
         };
-        let flags = p.flags
-            | if result > 0 && is_write(nr) {
-                self.console_flags(tid, args[0] as i32)
-            } else {
-                0
-            };
+        let flags = if result > 0 {
+            p.flags
+        } else {
+            p.flags & !(flags::STDOUT | flags::STDERR)
+        };
         let restart = RESTART_CODES.contains(&result);
         if self.current != Some(tid) || restart {
             // (A restart code means a signal is pending: the kernel either
@@ -201,7 +201,16 @@ impl Recorder {
             self.t_mut(tid).held = Some((EventData::Syscall(info), result, flags));
             return Ok(());
         }
-        let flags = flags | self.patch_site(tid, nr)?;
+        let patched = match self.patch_site(tid, nr) {
+            Ok(flag) => flag,
+            // Killed meanwhile (from outside): the syscall ran, and its
+            // event goes in before the death; its site stays unpatched,
+            // in replay too (no `PATCHED` flag). Lost, its output went
+            // missing from replay.
+            Err(_) if self.t(tid).task.gone() => 0,
+            Err(e) => return Err(e),
+        };
+        let flags = flags | patched;
         let mut event = self
             .session
             .next_event(tid, EventData::Syscall(info), result);
@@ -302,8 +311,16 @@ impl Recorder {
         self.emit_held(tid)
     }
 
-    /// Which of rrpipe's own output streams fd `fd` of task `tid` is.
-    pub(super) fn console_flags(&self, tid: i32, fd: i32) -> u32 {
+    /// Which of rrpipe's own output streams syscall `nr` of task `tid`
+    /// writes to, if it is a write (its event is flagged so if it wrote
+    /// something). Asked at the syscall's entry: at its exit the program
+    /// may be dying already (killed from outside), its descriptors closed,
+    /// and its output would then not be shown in replay.
+    pub(super) fn console_flags(&self, tid: i32, nr: i64, args: &[u64; 6]) -> u32 {
+        if !is_write(nr) {
+            return 0;
+        }
+        let fd = args[0] as i32;
         let Ok(st) = nix::sys::stat::stat(format!("/proc/{tid}/fd/{fd}").as_str()) else {
             return 0;
         };
