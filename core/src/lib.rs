@@ -17,6 +17,7 @@ pub mod deadmem;
 pub mod dump;
 pub mod error;
 pub mod exec;
+pub mod mailbox;
 pub mod patch;
 pub mod pipeline;
 pub mod plugin_search;

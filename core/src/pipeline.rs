@@ -28,7 +28,6 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use abi_stable::std_types::{RBox, RResult};
-use crossbeam_channel::{bounded, Receiver, Sender};
 use rrpipe_plugin_api::library::{self, one_line};
 use rrpipe_plugin_api::plugin::{CreatePlugin, FfiHandler_TO, FfiPlugin, FfiSelector_TO};
 use rrpipe_plugin_api::trace::ManifestEntry;
@@ -38,6 +37,7 @@ use rrpipe_plugin_api::{
 };
 
 use crate::backlog::Backlog;
+use crate::mailbox::{self, Inbox, Mailbox};
 use crate::plugin_search::{find_library, search_dirs};
 use crate::record_pool::RecordPool;
 use crate::{Error, Result};
@@ -104,7 +104,7 @@ struct Slot {
     /// selector is then not asked.
     every: Option<Request>,
     /// `None` once the plugin is disabled or finished.
-    tx: Option<Sender<Msg>>,
+    tx: Option<Mailbox<Msg>>,
     worker: Option<JoinHandle<WorkerOutcome>>,
     /// Set once, by the worker (or the host), with the failure's text.
     failure: Arc<OnceLock<String>>,
@@ -122,8 +122,9 @@ impl Slot {
         self.tx.is_some()
     }
 
-    /// Sends the batch; `Err` with the reason when the worker has stopped.
-    fn flush(&mut self) -> std::result::Result<(), String> {
+    /// Sends the batch, waking the worker only if `urgent` (or asleep, see
+    /// [`mailbox`]); `Err` with the reason when the worker has stopped.
+    fn flush(&mut self, urgent: bool) -> std::result::Result<(), String> {
         if self.batch.is_empty() {
             return Ok(());
         }
@@ -133,7 +134,7 @@ impl Slot {
         };
         let events = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
         self.batch_records = 0;
-        tx.send(Msg::Events(events)).map_err(|_| {
+        tx.send(Msg::Events(events), urgent).map_err(|_| {
             // The worker stopped: it recorded why before dropping its end.
             self.failure
                 .get()
@@ -282,23 +283,21 @@ impl Pipeline {
                 every,
                 handler,
             } = plugin;
-            let (tx, rx) = bounded(CHANNEL_CAPACITY);
             let failure = Arc::new(OnceLock::new());
             let worker_failure = failure.clone();
             let backlog = Arc::new(Backlog::default());
             let worker_backlog = backlog.clone();
             let cpus = cpus.clone();
-            let worker = std::thread::Builder::new()
-                .name(format!("rrpipe:{name}"))
-                .spawn(move || {
-                    if let Some(cpus) = cpus {
-                        crate::cpus::pin_to(&cpus);
-                    }
-                    let outcome = run_worker(handler, rx, &worker_failure, &worker_backlog);
-                    worker_backlog.close();
-                    outcome
-                })
-                .map_err(|e| Error::internal(format!("cannot start plugin {name}"), e))?;
+            let builder = std::thread::Builder::new().name(format!("rrpipe:{name}"));
+            let (tx, worker) = mailbox::spawn(builder, CHANNEL_CAPACITY, move |inbox| {
+                if let Some(cpus) = cpus {
+                    crate::cpus::pin_to(&cpus);
+                }
+                let outcome = run_worker(handler, inbox, &worker_failure, &worker_backlog);
+                worker_backlog.close();
+                outcome
+            })
+            .map_err(|e| Error::internal(format!("cannot start plugin {name}"), e))?;
             slots.push(Slot {
                 name,
                 required,
@@ -447,7 +446,7 @@ impl Pipeline {
                 || slot.batch.len() >= BATCH
                 || slot.batch_records >= BATCH_RECORD_BYTES
             {
-                if let Err(detail) = slot.flush() {
+                if let Err(detail) = slot.flush(urgent) {
                     self.fail(i, detail);
                 }
             }
@@ -470,10 +469,11 @@ impl Pipeline {
         }
     }
 
-    /// Sends every plugin what it has not yet been sent.
+    /// Sends every plugin what it has not yet been sent (to be seen at its
+    /// next look, see [`mailbox`]).
     fn flush_all(&mut self) {
         for i in 0..self.slots.len() {
-            if let Err(detail) = self.slots[i].flush() {
+            if let Err(detail) = self.slots[i].flush(false) {
                 self.fail(i, detail);
             }
         }
@@ -546,7 +546,7 @@ impl Pipeline {
         for slot in &mut self.slots {
             if let Some(tx) = slot.tx.take() {
                 // An error means the worker already stopped; the join says why.
-                let _ = tx.send(Msg::Finish);
+                let _ = tx.send(Msg::Finish, true);
             }
         }
     }
@@ -597,11 +597,11 @@ impl Drop for Pipeline {
 /// The loop of a plugin's worker thread.
 fn run_worker(
     mut handler: FfiHandler_TO<'static, RBox<()>>,
-    rx: Receiver<Msg>,
+    inbox: Inbox<Msg>,
     failure: &OnceLock<String>,
     backlog: &Backlog,
 ) -> WorkerOutcome {
-    while let Ok(msg) = rx.recv() {
+    while let Some(msg) = inbox.recv() {
         match msg {
             Msg::Events(events) => {
                 for (event, snapshot, bytes) in events {
