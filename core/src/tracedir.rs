@@ -9,13 +9,13 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender};
 use rrpipe_plugin_api::trace::{
     saved_file_name, Manifest, ManifestEntry, FILES_DIR, MANIFEST_FILE,
 };
 use rrpipe_plugin_api::SavedFile;
 
 use crate::error::{Error, Result};
+use crate::mailbox::{self, Mailbox};
 
 pub const LATEST: &str = "latest-trace";
 
@@ -132,15 +132,18 @@ struct SaveJob {
 /// opens the file (cheap, and pins the very inode the program mapped, even
 /// if it is deleted or renamed next), the saver thread hard-links it when
 /// that is safe or copies it. Jobs go to the thread [`SAVE_BATCH`] at a
-/// time: waking it (an interrupt to another CPU) cost ~20 µs per file in a
-/// VM, and a program's start maps a few dozen (libraries, locale files).
+/// time, through a [`Mailbox`] that does not wake it: waking it (an
+/// interrupt to another CPU) cost ~20 µs per file in a VM, and a program's
+/// start maps a few dozen (libraries, locale files). Not waking it at all
+/// made recording `cp -r` 0.3–0.6 ms and `python3 -c pass` 0.2 ms shorter
+/// than waking it for each batch (31 and 21 alternating runs).
 pub struct FileSaver {
     trace_dir: PathBuf,
     saved: HashMap<String, SavedFile>,
     /// The same files by (device, inode, mtime), for [`FileSaver::save_mapped`].
     by_inode: HashMap<(u64, u64, i64), SavedFile>,
     pending: Vec<SaveJob>,
-    jobs: Option<Sender<Vec<SaveJob>>>,
+    jobs: Option<Mailbox<Vec<SaveJob>>>,
     worker: Option<JoinHandle<Vec<String>>>,
 }
 
@@ -148,32 +151,36 @@ pub struct FileSaver {
 /// holds a descriptor of rrpipe's until then).
 const SAVE_BATCH: usize = 16;
 
+/// Batches queued to the saver thread before the tracer waits for it.
+const SAVE_QUEUE: usize = 64;
+
 impl FileSaver {
     pub fn new(trace_dir: &Path, worker_cpus: Option<Vec<usize>>) -> FileSaver {
-        let (tx, rx): (Sender<Vec<SaveJob>>, Receiver<Vec<SaveJob>>) =
-            crossbeam_channel::unbounded();
-        let worker = std::thread::Builder::new()
+        let builder = std::thread::Builder::new()
             .name("rrpipe-files".into())
-            .stack_size(crate::HELPER_STACK)
-            .spawn(move || {
-                if let Some(cpus) = worker_cpus {
-                    crate::cpus::pin_to(&cpus);
-                }
-                let mut errors = Vec::new();
-                for job in rx.iter().flatten() {
+            .stack_size(crate::HELPER_STACK);
+        let started = mailbox::spawn(builder, SAVE_QUEUE, move |inbox| {
+            if let Some(cpus) = worker_cpus {
+                crate::cpus::pin_to(&cpus);
+            }
+            let mut errors = Vec::new();
+            while let Some(jobs) = inbox.recv() {
+                for job in jobs {
                     if let Err(e) = save(&job) {
                         errors.push(format!("{}: {e}", job.dest.display()));
                     }
                 }
-                errors
-            })
-            .ok();
+            }
+            errors
+        })
+        .ok();
+        let (tx, worker) = started.unzip();
         FileSaver {
             trace_dir: trace_dir.to_path_buf(),
             saved: HashMap::new(),
             by_inode: HashMap::new(),
             pending: Vec::with_capacity(SAVE_BATCH),
-            jobs: Some(tx),
+            jobs: tx,
             worker,
         }
     }
@@ -251,7 +258,7 @@ impl FileSaver {
         }
         let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(SAVE_BATCH));
         if let Some(tx) = &self.jobs {
-            let _ = tx.send(batch);
+            let _ = tx.send(batch, false);
         }
     }
 
