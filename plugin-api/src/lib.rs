@@ -86,7 +86,10 @@
 //! crossing the boundary has the same layout (abi_stable's check); a
 //! plugin built against another interface is refused with a one-line error
 //! telling you to rebuild. Nothing else is required: any Rust compiler
-//! version, any crate versions of your own.
+//! version, any crate versions of your own. (The layout check is skipped
+//! only for a plugin whose [`library::interface_fingerprint`] is the
+//! host's: built from the very same compilation of this crate, as the
+//! plugins that come with rrpipe are.)
 //!
 //! # Example
 //!
