@@ -450,8 +450,7 @@ impl<'a> BufferedCalls<'a> {
             Err(bad) => return Some(Err(bad)),
         };
         let record = &self.bytes[bytes];
-        let head = record[..abi::RECORD_SIZE].try_into().expect("record size");
-        let rec = abi::Record::from_bytes(head);
+        let rec = abi::Record::read(record).expect("a whole record: checked by next_extent");
         // Within the record: checked by `next_extent`.
         let data = &record[abi::RECORD_SIZE..abi::RECORD_SIZE + rec.data_len as usize];
         Some(Ok((rec, data)))

@@ -84,8 +84,7 @@ impl Recorder {
                 return Err(corrupt(tid, "a record after a fallback"));
             }
             if flags & abi::FALLBACK != 0 {
-                let head = records[bytes.start..bytes.start + abi::RECORD_SIZE].try_into();
-                let rec = abi::Record::from_bytes(head.expect("a whole record"));
+                let rec = abi::Record::read(&records[bytes]).expect("a whole record");
                 fallback = Some((rec.nr, rec.args));
             } else {
                 calls += 1;

@@ -211,9 +211,12 @@ impl Record {
         unsafe { core::mem::transmute(*self) }
     }
 
-    pub fn from_bytes(b: &[u8; RECORD_SIZE]) -> Record {
+    /// The record at the start of `bytes`, if they are long enough for
+    /// one (its size and data unchecked: see [`record_extent`]).
+    pub fn read(bytes: &[u8]) -> Option<Record> {
+        let head: [u8; RECORD_SIZE] = bytes.get(..RECORD_SIZE)?.try_into().ok()?;
         // SAFETY: every bit pattern is a valid Record.
-        unsafe { core::mem::transmute(*b) }
+        Some(unsafe { core::mem::transmute::<[u8; RECORD_SIZE], Record>(head) })
     }
 }
 
