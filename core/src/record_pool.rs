@@ -18,16 +18,16 @@ use std::sync::Arc;
 use crossbeam_channel::{unbounded, Receiver};
 use rrpipe_syscallbuf as abi;
 
-/// Buffers the helper makes resident, and kept: with the one the first
-/// large flush takes before the helper has any, three circulate in a
-/// recording of `cp -r` (the one a batch collects, see
-/// [`BATCH_RECORD_BYTES`], and the ones the trace writer works on), no
-/// flush taking fresh memory after the first. Four made no flush faster
-/// and cost `cp -r` 1.5-3 ms more (41 alternating runs): on this VM a page
-/// touched for the first time can cost tens of microseconds, not one.
-///
-/// [`BATCH_RECORD_BYTES`]: crate::pipeline::BATCH_RECORD_BYTES
-pub const KEEP: usize = 2;
+/// Buffers the helper makes resident, and kept. Since the trace writer
+/// looks for work only every few milliseconds (see `mailbox`), it holds two
+/// flushes' records at a time while a third is being collected: with two,
+/// `cp -r` still took fresh memory at two of its twelve flushes (~90 µs
+/// each: on this VM a first touch costs ~1.6 µs per 4 KiB), and with
+/// three, none after the first (recorded 0.2 and 0.46 ms faster, 41 and 31
+/// alternating runs). Four were no faster than two: the helper's extra
+/// faults, on the plugins' CPU, fell just when the trace writer needed it
+/// (1.5-3 ms slower when the writer was woken for every batch).
+pub const KEEP: usize = 3;
 
 /// Flushes of at most this many bytes of records get memory of their own
 /// size rather than a pool buffer.
