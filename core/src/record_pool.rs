@@ -24,9 +24,8 @@ use rrpipe_syscallbuf as abi;
 /// `cp -r` still took fresh memory at two of its twelve flushes (~90 µs
 /// each: on this VM a first touch costs ~1.6 µs per 4 KiB), and with
 /// three, none after the first (recorded 0.2 and 0.46 ms faster, 41 and 31
-/// alternating runs). Four were no faster than two: the helper's extra
-/// faults, on the plugins' CPU, fell just when the trace writer needed it
-/// (1.5-3 ms slower when the writer was woken for every batch).
+/// alternating runs). Four were no faster than two (31 alternating runs),
+/// and when the writer was still woken for every batch, 1.5-3 ms slower.
 pub const KEEP: usize = 3;
 
 /// Flushes of at most this many bytes of records get memory of their own
