@@ -161,7 +161,16 @@ pub fn event_line(event: &Event) -> String {
     } else {
         ""
     };
-    format!("{} {details}{fallback}", prefix(h, kind))
+    format!("{} {details}{fallback}{}", prefix(h, kind), at_death(h))
+}
+
+/// The note on events reported at a death by SIGKILL (`flags::AT_DEATH`).
+fn at_death(h: &EventHeader) -> &'static str {
+    if h.flags & flags::AT_DEATH != 0 {
+        " (reported at its death by SIGKILL)"
+    } else {
+        ""
+    }
 }
 
 /// One call of a `Buffered` event: a line like a syscall's, under the
@@ -170,7 +179,7 @@ pub fn event_line(event: &Event) -> String {
 pub fn buffered_line(h: &EventHeader, call: &BufferedCall) -> String {
     let mut line = syscalls::format_call(call.nr, &call.args, &[], call.result);
     line.push_str(&wrote(call.output.map_or(0, |o| o.data.len())));
-    format!("{} {line}", prefix(h, "buffered"))
+    format!("{} {line}{}", prefix(h, "buffered"), at_death(h))
 }
 
 /// `<time> <tid> <kind>`, aligned.

@@ -159,9 +159,9 @@ fn is_urgent(event: &Event) -> bool {
 /// [`MemoryRequest::SyscallInputs`] names).
 ///
 /// A `Buffered` event is offered with its own header, then once per call
-/// with a header of its own (kind `Syscall`, flag `BUFFERED`, the event's
-/// time), so that a plugin that follows syscalls sees every one, buffered
-/// or not. The plugin gets the event once if it wanted any of them, with
+/// with a header of its own (kind `Syscall`, flag `BUFFERED` added to the
+/// event's flags, the event's time), so that a plugin that follows
+/// syscalls sees every one, buffered or not. The plugin gets the event once if it wanted any of them, with
 /// the memory the first of those asked for (the same stop, so the same
 /// memory).
 fn ask(
@@ -195,7 +195,7 @@ fn ask(
                 syscall: call.nr,
                 args: call.args,
                 result: call.result,
-                flags: flags::BUFFERED,
+                flags: event.header.flags | flags::BUFFERED,
                 ..event.header
             })?;
         }

@@ -271,8 +271,15 @@ impl Replayer {
         }
         self.dispatch(first)?;
         let debug = std::env::var_os("RRPIPE_DEBUG").is_some();
+        // The event after a `Buffered` one, read early (see
+        // `reported_before_others`).
+        let mut ahead: Option<Option<Event>> = None;
         loop {
-            let Some(event) = events.next_event()? else {
+            let next = match ahead.take() {
+                Some(next) => next,
+                None => events.next_event()?,
+            };
+            let Some(event) = next else {
                 // Threads whose death by SIGKILL the trace has, but not
                 // that of the last thread of their process: their process
                 // is killed now, as it was (see `doom`).
@@ -315,6 +322,11 @@ impl Replayer {
                 // Made by the preload library from its buffer: what it needs
                 // is loaded before the task runs to its next stop.
                 self.t_mut().batch.push(event);
+                let next = events.next_event()?;
+                if self.reported_before_others(next.as_ref()) {
+                    self.run_to_reporting_entry()?;
+                }
+                ahead = Some(next);
                 continue;
             }
             self.load_buffer(&event)?;
@@ -429,6 +441,39 @@ impl Replayer {
         }
     }
 
+    /// Whether the current task's `Buffered` events so far were reported at
+    /// the entry of a syscall after which other tasks' events come (`next`
+    /// is another task's): the recorder reports a task's buffered calls
+    /// right before its next event, or at a syscall's entry, and the
+    /// syscall's own event follows at once unless the task was killed
+    /// inside it (a syscall that may wait has its `Blocked` event first).
+    /// The kill's events come next then: other threads' returns and
+    /// deaths. Not for calls read at the task's death (`flags::AT_DEATH`).
+    fn reported_before_others(&self, next: Option<&Event>) -> bool {
+        let t = &self.tasks[&self.cur];
+        !t.at_entry
+            && !t.in_kernel
+            && t.batch
+                .iter()
+                .any(|e| e.header.flags & flags::AT_DEATH == 0)
+            && next.is_some_and(|n| n.header.tid != self.cur)
+    }
+
+    /// Runs the current task over its buffered calls to the syscall entry
+    /// where record reported them (see `reported_before_others`): they
+    /// reach the plugins there, in the trace's order, with the memory and
+    /// the tasks of that moment. The task stays at that entry, reached
+    /// under `PTRACE_SYSEMU`: the only event of its that can follow is the
+    /// return of a syscall replay emulates (see the recorder's
+    /// `return_before_death`), or its death.
+    fn run_to_reporting_entry(&mut self) -> Result<()> {
+        let last = self.t_mut().batch.last().cloned().expect("a batch");
+        self.load_buffer(&last)?;
+        self.resume_to(&last, Resume::Sysemu, |s| s == Stop::SyscallEntry)?;
+        self.t_mut().at_entry = true;
+        Ok(())
+    }
+
     /// Ends the current task the way its recorded `Exit` event says it
     /// ended, by SIGKILL, and brings it to its exit stop; returns its
     /// status instead when it ended without one.
@@ -443,11 +488,10 @@ impl Replayer {
     /// (in user code, in the middle of a syscall whose return the trace
     /// does not have, or of a stretch of buffered calls) is not recorded,
     /// and the task does not run there. The calls it buffered since that
-    /// event (recorded from its memory at its exit stop) are not made
-    /// again: their events reach the plugins at the exit stop, as they
-    /// did when recorded. Nothing the program did after its last event
-    /// can be seen: it printed nothing more (writes to rrpipe's output
-    /// are traced), and it is dead. (A task the kernel is killing anyway,
+    /// event are not made again: their events reach the plugins at the
+    /// exit stop (see `dispatch_batch_at_death`). Nothing the program did
+    /// after its last event can be seen: it printed nothing more (writes
+    /// to rrpipe's output are traced), and it is dead. (A task the kernel is killing anyway,
     /// a thread whose process another thread's SIGKILL ended, is at its
     /// exit stop already: the SIGKILL changes nothing there.)
     ///
@@ -477,11 +521,27 @@ impl Replayer {
         if let Some(group) = group {
             self.end_doomed(group)?;
         }
-        for e in std::mem::take(&mut self.t_mut().batch) {
+        self.dispatch_batch_at_death()?;
+        Ok(ended)
+    }
+
+    /// Sends the plugins the current task's `Buffered` events that its
+    /// death by SIGKILL leaves undelivered: the calls it buffered after
+    /// its last event, which it does not make again. Record may have
+    /// reported them at its death too, or at the entry of a syscall the
+    /// kill then ended (and other threads' events may have come between):
+    /// either way, replay can show them only where the task stands now,
+    /// so they are marked `flags::AT_DEATH`, and plugins that compare the
+    /// program's state with the recording's leave them out.
+    fn dispatch_batch_at_death(&mut self) -> Result<()> {
+        let t = self.t_mut();
+        t.loaded = None;
+        for mut e in std::mem::take(&mut t.batch) {
+            e.header.flags |= flags::AT_DEATH;
             let task = &self.tasks[&self.cur].task;
             self.session.dispatch(e, task)?;
         }
-        Ok(ended)
+        Ok(())
     }
 
     /// At the recorded death by SIGKILL of the current task: when other
@@ -491,7 +551,7 @@ impl Replayer {
     /// `return_before_death`), which they could not replay if their
     /// process died now. The task is not killed then, but stopped for
     /// good where it stands, at its last event (its events, this one
-    /// included, reach the plugins now, as recorded), and its process is
+    /// included, reach the plugins now), and its process is
     /// killed with its last thread (or at the end of the trace). Returns
     /// whether it was so doomed.
     fn doom(&mut self, event: &Event) -> Result<bool> {
@@ -504,12 +564,7 @@ impl Replayer {
         if !others {
             return Ok(false);
         }
-        let t = self.t_mut();
-        t.loaded = None;
-        for e in std::mem::take(&mut t.batch) {
-            let task = &self.tasks[&self.cur].task;
-            self.session.dispatch(e, task)?;
-        }
+        self.dispatch_batch_at_death()?;
         self.dispatch(event.clone())?;
         let t = self.tasks.remove(&self.cur).expect("known task");
         self.doomed.insert(self.cur, group);

@@ -23,6 +23,10 @@ pub struct Session {
     /// ranges: cpuid traps in them until their first syscall from outside
     /// it (see `cpuid::untrap`).
     cpuid_trapped: std::collections::BTreeMap<i32, Vec<(u64, u64)>>,
+    /// Tasks whose creation the trace has: the first event's, and each
+    /// child a clone, fork or vfork event names. Replay makes no other
+    /// (a task whose parent was killed inside the clone that made it).
+    created: std::collections::BTreeSet<i32>,
 }
 
 impl Session {
@@ -33,20 +37,30 @@ impl Session {
             last_tid: 0,
             live: Liveness::default(),
             cpuid_trapped: Default::default(),
+            created: Default::default(),
         }
+    }
+
+    /// Whether the trace has task `tid`'s creation (see `created`).
+    pub fn created(&self, tid: i32) -> bool {
+        self.created.contains(&tid)
     }
 
     /// Sends an event through the plugins while `task` is stopped at it.
     pub fn dispatch(&mut self, event: Event, task: &Task) -> Result<()> {
-        self.time = event.header.time;
         let tid = event.header.tid;
+        if self.time == 0 {
+            // The program's first task.
+            self.created.insert(tid);
+        }
+        self.time = event.header.time;
         self.last_tid = tid;
         let exit = matches!(event.data, EventData::Exit(_));
         if let Ok(regs) = task.regs() {
             // Where the task stands after the event (a sigreturn moved it).
             self.live.last_rsp.insert(tid, regs.rsp);
         }
-        self.follow_altstacks(&event, task);
+        self.follow_tasks(&event, task);
         let header = event.header;
         // Computed only if a plugin asks for memory.
         let live = &self.live;
@@ -90,8 +104,9 @@ impl Session {
         Ok(())
     }
 
-    /// Updates the alternate stacks after `event`.
-    fn follow_altstacks(&mut self, event: &Event, task: &Task) {
+    /// Follows what `event` changes in the tasks: their alternate stacks,
+    /// their syscall buffers, and which of them the trace created.
+    fn follow_tasks(&mut self, event: &Event, task: &Task) {
         let h = &event.header;
         match &event.data {
             EventData::Exec(info) => {
@@ -127,6 +142,7 @@ impl Session {
                 }
                 libc::SYS_clone | libc::SYS_fork | libc::SYS_vfork if h.result > 0 => {
                     let child = h.result as i32;
+                    self.created.insert(child);
                     let flags = h.args[0];
                     let thread = h.syscall == libc::SYS_clone
                         && flags & libc::CLONE_VM as u64 != 0
@@ -151,6 +167,7 @@ impl Session {
                 _ => {}
             },
             EventData::Blocked(_) if h.result > 0 && is_vfork(h.syscall, h.args[0]) => {
+                self.created.insert(h.result as i32);
                 self.inherit_buffer(h.tid, h.result as i32, false);
             }
             _ => {}

@@ -169,6 +169,15 @@ pub mod flags {
     /// event (after the call, before its event's memory is read): replay
     /// patches it the same way here.
     pub const PATCHED: u32 = 16;
+    /// Reported at the death of a task killed by SIGKILL (its `Exit`, the
+    /// calls it buffered since its last stop, a syscall it was returning
+    /// from): the task, and the other threads of its process, may have run
+    /// on after their last events, to wherever the kill found them, and
+    /// its memory and registers are what they left. No replay reaches that
+    /// state: it stops the task at its last event (the trace does not say
+    /// where after it the kill came). Plugins that compare the program's
+    /// state between recording and replay leave these events out.
+    pub const AT_DEATH: u32 = 32;
 }
 
 /// A copy of tracee memory starting at `addr`.
@@ -366,10 +375,10 @@ pub struct AbortInfo {
 /// calls: what each wrote is in its [`BufferedCall::output`].
 ///
 /// A plugin's `wants` is offered the event's header, then one header per
-/// call (kind `Syscall`, flag [`flags::BUFFERED`], the event's time and
-/// tid, the call's number, arguments and result): a plugin that selects
-/// syscalls by number sees buffered ones too, and receives the event
-/// (once) if it wanted any of them.
+/// call (kind `Syscall`, the event's flags and [`flags::BUFFERED`], its
+/// time and tid, the call's number, arguments and result): a plugin that
+/// selects syscalls by number sees buffered ones too, and receives the
+/// event (once) if it wanted any of them.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BufferedInfo {

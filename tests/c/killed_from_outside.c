@@ -8,7 +8,8 @@
  *
  * "ignore": SIGINT and SIGTERM are ignored (a test interrupts `rrpipe
  * record` twice; the second interruption kills the program). "threads":
- * two more threads run the same loop (build with -pthread). */
+ * two more threads, started after the "pid" line, run the same loop
+ * (build with -pthread). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -47,6 +48,10 @@ int main(int argc, char **argv) {
             threads = 2;
         }
     }
+    /* (First: the threads' loops, with each event costly to record
+     * (checksums), could hold the main thread back for long.) */
+    printf("pid %d\n", getpid());
+    fflush(stdout);
     for (int i = 0; i < threads; i++) {
         pthread_t t;
         if (pthread_create(&t, NULL, loop, NULL) != 0) {
@@ -54,7 +59,5 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    printf("pid %d\n", getpid());
-    fflush(stdout);
     loop(NULL);
 }

@@ -2,13 +2,13 @@
 //! and trapped instruction, and turn each into an event carrying what
 //! replay needs to reproduce it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rrpipe_plugin_api::trace::{write_header, TraceHeader};
-use rrpipe_plugin_api::{AbortInfo, BlockedInfo, EventData, ExitInfo, MemBlock, Mode, Regs};
+use rrpipe_plugin_api::{flags, AbortInfo, BlockedInfo, EventData, ExitInfo, MemBlock, Mode, Regs};
 
 use crate::cli::RecordOptions;
 use crate::config::PluginSpec;
@@ -309,11 +309,16 @@ struct RecTask {
     /// Its exit stop (`PTRACE_EVENT_EXIT`) was seen: its `Exit` event is
     /// recorded (or deliberately left out, see `killed_by_exec_of_sibling`).
     exit_seen: bool,
+    /// Its process (thread group id), known from its first stop on: a
+    /// SIGKILL ends the whole process, and a task may already be gone,
+    /// with its /proc entry, when rrpipe learns it was killed.
+    process: i32,
 }
 
 impl RecTask {
     fn new(task: Task, state: State) -> RecTask {
         RecTask {
+            process: task.tid.as_raw(),
             task,
             pending: None,
             state,
@@ -364,6 +369,12 @@ struct Recorder {
     /// Forked children, by tid, that share their parent's buffer mapping
     /// until their first stop gives them their own.
     unshare: HashMap<i32, (i32, ForkImage)>,
+    /// Tasks of a process that a SIGKILL is ending: from the first death
+    /// of one of them seen, every event of theirs shows the kill's work
+    /// (other threads' deaths, which clear their tid words; the task's
+    /// own run to wherever the kill found it) and is flagged
+    /// `flags::AT_DEATH`.
+    dying: HashSet<i32>,
 }
 
 /// How the recorded program ended.
@@ -402,6 +413,7 @@ impl Recorder {
             },
             shared: HashMap::new(),
             unshare: HashMap::new(),
+            dying: HashSet::new(),
         }
     }
 
@@ -434,6 +446,9 @@ impl Recorder {
     fn dispatch_now(&mut self, tid: i32, data: EventData, result: i64, flags: u32) -> Result<()> {
         let mut event = self.session.next_event(tid, data, result);
         event.header.flags = flags;
+        if self.dying.contains(&tid) {
+            event.header.flags |= flags::AT_DEATH;
+        }
         let task = &self.tasks[&tid].task;
         self.session.dispatch(event, task)
     }
@@ -626,7 +641,9 @@ impl Recorder {
                     // The stop every new task starts with.
                     self.unshare_buffer(tid)?;
                     let regs = self.t(tid).task.regs()?;
+                    let process = crate::ptrace::tgid_of(tid).unwrap_or(tid);
                     let t = self.t_mut(tid);
+                    t.process = process;
                     t.state = State::Stopped;
                     t.resumed_regs = Some(regs);
                     return Ok(());
@@ -655,12 +672,17 @@ impl Recorder {
                 let result = info.code as i64;
                 let own_death = !self.killed_by_exec_of_sibling(tid);
                 if own_death && info.signal == libc::SIGKILL {
+                    self.mark_process_dying(tid);
                     self.return_before_death(tid)?;
                 }
                 if own_death {
                     // (Threads that an exec in their process kills die as
-                    // part of that exec, in replay too: no event of theirs.)
-                    self.emit(tid, EventData::Exit(info), 0.max(result))?;
+                    // part of that exec, in replay too: no event of theirs.
+                    // Nor has a task whose creation the trace lacks, its
+                    // parent killed inside the clone.)
+                    if self.session.created(tid) {
+                        self.emit(tid, EventData::Exit(info), 0.max(result))?;
+                    }
                     if self.tasks.len() == 1 {
                         // The last event: the plugins and the file saver
                         // finish while the program's exit tears its memory
@@ -822,14 +844,22 @@ impl Recorder {
         let exec_elsewhere = self.tasks.iter().any(|(&other, t)| {
             other != tid && t.pending.as_ref().is_some_and(|p| p.replay == Replay::Exec)
         });
-        // (Not for a task that never stopped once: it has no events, and
-        // its creation may not be recorded either (its parent killed at
-        // the clone); replay leaves a task it created and never sees again
-        // to the end. Nor for a thread that an exec in another thread of
+        // (Not for a task that never stopped once: it has no events;
+        // replay leaves a task it created and never sees again to the
+        // end. Nor for one whose creation the trace lacks, its parent
+        // killed inside the clone (see `Session::created`): replay never
+        // makes it. Nor for a thread that an exec in another thread of
         // its process may have killed: that death is part of the exec,
         // see `killed_by_exec_of_sibling`, whose test needs the living
         // task.)
-        if !t.exit_seen && t.state != State::Starting && !exec_elsewhere {
+        if !t.exit_seen
+            && t.state != State::Starting
+            && self.session.created(tid)
+            && !exec_elsewhere
+        {
+            if matches!(outcome, Outcome::Killed(libc::SIGKILL)) {
+                self.mark_process_dying(tid);
+            }
             // A return it was to be told when it next ran, known already
             // (see `return_before_death`).
             self.emit_held_before_death(tid)?;
@@ -841,6 +871,14 @@ impl Recorder {
             self.dispatch_now(tid, EventData::Exit(info), result, 0)?;
         }
         self.ended(tid, outcome)
+    }
+
+    /// Task `tid` dies of a SIGKILL, which ends its whole process: its
+    /// threads' events are flagged from now on (see `dying`).
+    fn mark_process_dying(&mut self, tid: i32) {
+        let process = self.t(tid).process;
+        let threads = self.tasks.iter().filter(|(_, t)| t.process == process);
+        self.dying.extend(threads.map(|(&other, _)| other));
     }
 
     /// Whether another thread of `tid`'s process is inside an execve, which
@@ -863,6 +901,7 @@ impl Recorder {
 
     fn ended(&mut self, tid: i32, outcome: Outcome) -> Result<()> {
         self.tasks.remove(&tid);
+        self.dying.remove(&tid);
         self.unshare.remove(&tid);
         if self.current == Some(tid) {
             self.current = None;

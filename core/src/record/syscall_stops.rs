@@ -210,13 +210,7 @@ impl Recorder {
             Err(_) if self.t(tid).task.gone() => 0,
             Err(e) => return Err(e),
         };
-        let flags = flags | patched;
-        let mut event = self
-            .session
-            .next_event(tid, EventData::Syscall(info), result);
-        event.header.flags = flags;
-        let task = &self.tasks[&tid].task;
-        self.session.dispatch(event, task)?;
+        self.dispatch_now(tid, EventData::Syscall(info), result, flags | patched)?;
         if nr == rrpipe_syscallbuf::SYS_REGISTER_BUFFER && result == 0 && self.buffering {
             self.share_registered_buffer(tid);
         }

@@ -33,7 +33,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use rrpipe_plugin_api::{
-    Event, EventHeader, EventKind, Handler, MemoryRequest, Mode, Plugin, PluginContext,
+    flags, Event, EventHeader, EventKind, Handler, MemoryRequest, Mode, Plugin, PluginContext,
     PluginError, Request, Snapshot,
 };
 use serde::Deserialize;
@@ -138,6 +138,10 @@ impl When {
     }
 
     fn selects(self, h: &EventHeader) -> bool {
+        if h.flags & flags::AT_DEATH != 0 {
+            // What a task killed from outside left: no replay reaches it.
+            return false;
+        }
         match self {
             // A stretch of buffered syscalls counts as one: memory is
             // taken at the stop that reports it, after all of them.
