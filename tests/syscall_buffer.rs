@@ -130,6 +130,71 @@ fn directory_streams_behave_as_libc_and_are_buffered(mode: Buffering) {
     }
 }
 
+both_modes!(directories_made_are_buffered_and_not_made_again);
+/// `mkdir` and `mkdirat`, succeeding and failing: with buffering they are
+/// buffered (`cp -r` makes one per directory), and replay, which makes no
+/// directory, gives the program the recorded results.
+fn directories_made_are_buffered_and_not_made_again(mode: Buffering) {
+    let bin = compile_c("make_dirs");
+    let native_dir = scratch_dir("mkdir-native");
+    let native = native(&[bin.to_str().unwrap(), native_dir.to_str().unwrap()], None);
+    assert_eq!(native.status, 0, "{}", native.describe("native"));
+    let dir = scratch_dir("mkdir");
+    let trace = fresh_trace_path();
+    let rec = record(
+        mode,
+        &trace,
+        &[bin.to_str().unwrap(), dir.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(rec.status, 0, "{}", rec.describe("record"));
+    assert_eq!(
+        rec.stdout_str(),
+        native.stdout_str(),
+        "{}",
+        rec.describe("record")
+    );
+    for line in [
+        "mkdir alpha: 0 ok, a directory\n",
+        "mkdir alpha: -1 File exists, a directory\n",
+        "mkdir missing/beta: -1 No such file or directory, no directory\n",
+        "mkdirat gamma: 0 ok, a directory\n",
+    ] {
+        assert!(
+            rec.stdout_str().contains(line),
+            "{line:?}\n{}",
+            rec.describe("record")
+        );
+    }
+    assert!(dir.join("alpha/gamma").is_dir());
+    std::fs::remove_dir_all(dir.join("alpha")).unwrap();
+    let rep = replay(&trace);
+    assert_replay_matches(&trace, &rec, &rep);
+    assert!(
+        !dir.join("alpha").exists(),
+        "replay made a directory (trace {})",
+        trace.display()
+    );
+    let listing = dump(&trace).stdout_str();
+    let count = |kind: &str| {
+        let events = events_of_kind(&listing, kind);
+        (
+            count_calls(&events, "mkdir"),
+            count_calls(&events, "mkdirat"),
+        )
+    };
+    let expected = match mode {
+        Buffering::On => [(0, 0), (3, 2)],
+        Buffering::Off => [(3, 2), (0, 0)],
+    };
+    assert_eq!(
+        [count("syscall"), count("buffered")],
+        expected,
+        "(mkdir, mkdirat) traced and buffered (trace {})",
+        trace.display()
+    );
+}
+
 both_modes!(signal_disposition_queries_are_libc_s_and_buffered);
 /// `sigaction(sig, NULL, &old)` for every signal, after installing a
 /// handler and ignoring a signal: with buffering the library answers the

@@ -298,6 +298,21 @@ pub unsafe extern "C" fn __close(fd: c_int) -> c_int {
     close(fd)
 }
 
+/// mkdirat: result-only, and it never waits for another program. It
+/// changes nothing the stat cache holds: it makes a name that did not
+/// exist, and fails on one that does (`cp -r` makes a directory per
+/// directory it copies; traced, each was a stop and ended a stretch).
+pub unsafe extern "C" fn mkdirat(dirfd: c_int, path: *const c_char, mode: c_uint) -> c_int {
+    let args = a(&[dirfd as u64, path as u64, mode as u64]);
+    libc_result(simple(libc::SYS_mkdirat, args)) as c_int
+}
+
+/// mkdir: as mkdirat (libc makes it the older syscall).
+pub unsafe extern "C" fn mkdir(path: *const c_char, mode: c_uint) -> c_int {
+    let args = a(&[path as u64, mode as u64]);
+    libc_result(simple(libc::SYS_mkdir, args)) as c_int
+}
+
 // --- file status ----------------------------------------------------------
 
 /// A syscall that writes one fixed-size structure at `dest` (argument

@@ -153,6 +153,8 @@ export!(
     __open64_2,
     close,
     __close,
+    mkdirat,
+    mkdir,
     fstatat,
     fstatat64,
     stat,

@@ -8,7 +8,8 @@
 //!
 //! What the library knows holds for one stretch: every syscall of the
 //! program that could change what a path names (rename, unlink, mknod,
-//! symlink, chdir, ...) is traced, and the tracer starts a new stretch
+//! symlink, chdir, ...) is traced (`mkdir`, buffered, only makes a name
+//! that did not exist), and the tracer starts a new stretch
 //! (`Header::stretch`) at each stop after a buffered call. Only absolute
 //! paths and paths relative to the working directory are kept: a
 //! directory descriptor could be closed and its number reused without a
