@@ -132,7 +132,8 @@ struct SaveJob {
 /// opens the file (cheap, and pins the very inode the program mapped, even
 /// if it is deleted or renamed next), the saver thread hard-links it when
 /// that is safe or copies it. Jobs go to the thread [`SAVE_BATCH`] at a
-/// time, through a [`Mailbox`] that does not wake it: waking it (an
+/// time, through a [`Mailbox`] that does not wake it (the last ones the
+/// tracer saves itself, see [`FileSaver::finish`]): waking it (an
 /// interrupt to another CPU) cost ~20 µs per file in a VM, and a program's
 /// start maps a few dozen (libraries, locale files). Not waking it at all
 /// made recording `cp -r` 0.3–0.6 ms and `python3 -c pass` 0.2 ms shorter
@@ -285,25 +286,39 @@ impl FileSaver {
         self.save_new(&path()?, open_path, writable_shared)
     }
 
-    /// Hands the last files to the saver thread and tells it there are no
-    /// more, without waiting: it then works while the caller finishes the
-    /// plugins. No file may be saved after this; closing again does
-    /// nothing.
+    /// Tells the saver thread that no more files come, without waiting:
+    /// it finishes the batches it has. The files not handed to it yet are
+    /// left for [`FileSaver::finish`]. No file may be saved after this;
+    /// closing again does nothing.
     pub fn close(&mut self) {
-        self.send_pending();
         drop(self.jobs.take());
     }
 
-    /// Waits for every copy; returns the saved names for the manifest.
+    /// Saves the files still pending on the caller's thread, waits for the
+    /// saver thread's; returns the saved names for the manifest. Called
+    /// once the program is gone, its CPU idle: the saver thread's is the
+    /// plugins', busy finishing the trace then. Recording `cp -r`, whose
+    /// last six files were linked here, took 0.37 and 0.74 ms less than
+    /// with the saver thread linking them (median of 31 alternating runs,
+    /// twice).
     pub fn finish(mut self) -> Result<Vec<String>> {
         self.close();
+        let mut errors: Vec<String> = std::mem::take(&mut self.pending)
+            .iter()
+            .filter_map(|job| {
+                save(job)
+                    .err()
+                    .map(|e| format!("{}: {e}", job.dest.display()))
+            })
+            .collect();
         if let Some(worker) = self.worker.take() {
-            let errors = worker
+            let mut theirs = worker
                 .join()
                 .map_err(|_| Error::Internal("file saver thread panicked".into()))?;
-            if let Some(first) = errors.first() {
-                return Err(Error::Internal(format!("cannot save mapped file {first}")));
-            }
+            errors.append(&mut theirs);
+        }
+        if let Some(first) = errors.first() {
+            return Err(Error::Internal(format!("cannot save mapped file {first}")));
         }
         let mut names: Vec<String> = self.saved.into_keys().collect();
         names.sort();

@@ -685,8 +685,8 @@ impl Recorder {
                     }
                     if self.tasks.len() == 1 {
                         // The last event: the plugins and the file saver
-                        // finish while the program's exit tears its memory
-                        // down.
+                        // thread finish while the program's exit tears its
+                        // memory down.
                         self.saver.close();
                         self.session.pipeline.no_more_events();
                     }
@@ -959,11 +959,13 @@ impl Recorder {
         for (_, shared) in std::mem::take(&mut self.shared) {
             shared.leave_mapped();
         }
-        // Both worker threads finish at once (each wake-up of another CPU
-        // takes tens of µs in a VM).
+        // The plugins finish on their CPUs while this thread saves the last
+        // files on the program's (each wake-up of another CPU takes tens
+        // of µs in a VM: the saver thread is told at the same time).
         self.saver.close();
-        let (mut components, plugins) = self.session.pipeline.finish();
+        self.session.pipeline.no_more_events();
         let files = self.saver.finish();
+        let (mut components, plugins) = self.session.pipeline.finish();
         let complete = result.is_ok() || aborted;
         if let Ok(f) = &files {
             components.push(rrpipe_plugin_api::trace::ManifestEntry {
