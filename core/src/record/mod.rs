@@ -670,8 +670,9 @@ impl Recorder {
                 t.task.clear_gone();
                 let info = self.t(tid).task.exit_info()?;
                 let result = info.code as i64;
+                let sigkilled = info.signal == libc::SIGKILL;
                 let own_death = !self.killed_by_exec_of_sibling(tid);
-                if own_death && info.signal == libc::SIGKILL {
+                if own_death && sigkilled {
                     self.mark_process_dying(tid);
                     self.return_before_death(tid)?;
                 }
@@ -694,9 +695,13 @@ impl Recorder {
                 if self.current == Some(tid) {
                     self.current = None;
                 }
-                // (Every thread is traced: a task alone has no threads left.)
+                // (Every thread is traced: a task alone has no threads
+                // left, unless a SIGKILL caught its process inside a clone,
+                // whose new thread rrpipe has not seen yet. Waiting for the
+                // leader alone would then wait for ever: the new thread
+                // sits in its first stop, for rrpipe.)
                 let waits_for_threads =
-                    self.tasks.len() > 1 && self.t(tid).task.leads_other_threads();
+                    (self.tasks.len() > 1 || sigkilled) && self.t(tid).task.leads_other_threads();
                 let t = self.t_mut(tid);
                 t.state = State::InKernel;
                 t.task.resume(Resume::Cont, 0)?;
