@@ -266,3 +266,63 @@ fn sigint_record(mode: Buffering) {
     assert!(!rep.stderr_str().contains("panicked"), "{what}");
     assert_replay_within(native_time, replay_time);
 }
+
+both_modes!(signals_while_threads_start);
+/// A storm of SIGUSR1 from outside while the program starts and joins 150
+/// threads, one after another: signals come while rrpipe runs syscalls of
+/// its own in a new thread (sharing its syscall buffer with the tracer).
+/// Only the new threads take the signal: one that interrupts a clone or a
+/// join still makes replay diverge (see the README's limits).
+/// The thread must go on exactly as it would have (before, its registers
+/// were left those of rrpipe's call, and replay diverged from the
+/// recording at the thread's next buffered call), and replay must print
+/// what the recording did.
+fn signals_while_threads_start(mode: Buffering) {
+    let bin = compile_c_threads("signals_at_thread_starts");
+    let trace = fresh_trace_path();
+    let cmd = record_cmd(mode, &[], &trace, &[bin.to_str().unwrap()]);
+    let mut sent = 0u64;
+    let rec = run_with_first_line(cmd, |line, _| {
+        sent = signal_storm(pid_from_line(line), libc::SIGUSR1, Duration::from_secs(20));
+    });
+    assert_eq!(rec.status, 0, "{}", rec.describe("record"));
+    assert!(
+        rec.stdout_str().contains("150 threads ran\n"),
+        "{}",
+        rec.describe("record")
+    );
+    assert!(sent > 0, "no signal reached the program");
+    let rep = replay(&trace);
+    assert_replay_matches(&trace, &rec, &rep);
+}
+
+/// Sends `sig` to process `pid` as fast as possible until it ends (or
+/// `limit` passes); how many were sent. Through a pidfd, so that a pid
+/// reused after the program's end gets nothing.
+fn signal_storm(pid: libc::pid_t, sig: libc::c_int, limit: Duration) -> u64 {
+    // SAFETY: plain syscalls on our own descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
+    assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+    let start = Instant::now();
+    let mut sent = 0;
+    while start.elapsed() < limit {
+        // SAFETY: as above.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd,
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r != 0 {
+            break; // ESRCH: it has ended
+        }
+        sent += 1;
+        std::thread::sleep(Duration::from_micros(20));
+    }
+    // SAFETY: our descriptor.
+    unsafe { libc::close(fd) };
+    sent
+}

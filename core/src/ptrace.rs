@@ -71,6 +71,12 @@ pub struct Task {
     /// `cpuid` may fault in it (see `crate::cpuid`): true until known
     /// otherwise, so that an untrap is never skipped wrongly.
     cpuid_faulting: std::cell::Cell<bool>,
+    /// Signals whose delivery stops came while rrpipe ran syscalls in the
+    /// task for itself (see `crate::remote`): the task went on without
+    /// them, and they are the caller's to deliver later, each with its
+    /// siginfo (the recorder re-sends them; replay, which delivers only
+    /// the recorded signals, drops them).
+    set_aside: std::cell::RefCell<Vec<(i32, Vec<u8>)>>,
 }
 
 fn proc_mem(tid: Pid) -> io::Result<File> {
@@ -90,7 +96,19 @@ impl Task {
             regs: std::cell::Cell::new(None),
             gone: std::cell::Cell::new(false),
             cpuid_faulting: std::cell::Cell::new(true),
+            set_aside: Default::default(),
         })
+    }
+
+    /// Keeps signal `sig` (siginfo `raw`), which the task is stopped for,
+    /// for later: the task resumes without it (see `set_aside`).
+    pub fn set_aside_signal(&self, sig: i32, raw: Vec<u8>) {
+        self.set_aside.borrow_mut().push((sig, raw));
+    }
+
+    /// The signals set aside so far, in their order (see `set_aside`).
+    pub fn take_set_aside(&self) -> Vec<(i32, Vec<u8>)> {
+        self.set_aside.take()
     }
 
     /// Whether `cpuid` may fault in this task (see `crate::cpuid`).
@@ -396,6 +414,13 @@ impl Task {
         nix::sys::ptrace::getsiginfo(self.tid).map_err(|e| self.fail_ptrace("PTRACE_GETSIGINFO", e))
     }
 
+    /// The siginfo of the signal this task is stopped for, as the kernel's
+    /// 128 bytes (what `set_siginfo` takes back).
+    pub fn siginfo_bytes(&self) -> Result<Vec<u8>> {
+        let si = self.siginfo()?;
+        Ok(siginfo_bytes(&si))
+    }
+
     /// Replaces the siginfo of the signal this task is stopped for.
     pub fn set_siginfo(&self, raw: &[u8]) -> Result<()> {
         if raw.len() != std::mem::size_of::<libc::siginfo_t>() {
@@ -478,6 +503,18 @@ pub fn share_memory(a: i32, b: i32) -> bool {
     // SAFETY: kcmp only compares the two tasks' mm.
     let r = unsafe { libc::syscall(libc::SYS_kcmp, a, b, KCMP_VM, 0, 0) };
     !(r == 1 || r == 2)
+}
+
+/// A siginfo as the kernel's 128 bytes.
+pub fn siginfo_bytes(si: &libc::siginfo_t) -> Vec<u8> {
+    // SAFETY: siginfo_t is plain data, 128 bytes.
+    unsafe {
+        std::slice::from_raw_parts(
+            si as *const libc::siginfo_t as *const u8,
+            std::mem::size_of::<libc::siginfo_t>(),
+        )
+    }
+    .to_vec()
 }
 
 /// The thread group (process) a task belongs to.

@@ -8,16 +8,34 @@ use rrpipe_plugin_api::Regs;
 use crate::error::{Error, Result};
 use crate::ptrace::{Resume, Stop, Task};
 
-fn expect(task: &Task, want: Stop, what: &str) -> Result<()> {
-    let mut got = task.wait()?;
-    while got == Stop::Event(libc::PTRACE_EVENT_SECCOMP) {
-        // Recording with syscall buffering: the seccomp filter stops a
-        // syscall made from anywhere but the rrpipe page (the vDSO, before
-        // the page is mapped) after its entry stop, and again when its
-        // number changes at an entry stop.
+/// The task's next stop, resuming it (`PTRACE_SYSCALL`) past the stops
+/// that are not the remote call's own: seccomp stops (recording with
+/// syscall buffering: the filter stops a syscall made from anywhere but
+/// the rrpipe page, the vDSO before the page is mapped, after its entry
+/// stop, and again when its number changes at an entry stop), and signal
+/// deliveries, which are set aside for the caller (`Task::take_set_aside`):
+/// a signal may come at any time (rrpipe's own preemption is a SIGSTOP),
+/// and the remote call must still end with every register put back.
+fn next_stop(task: &Task) -> Result<Stop> {
+    loop {
+        let stop = task.wait()?;
+        match stop {
+            Stop::Event(libc::PTRACE_EVENT_SECCOMP) => {}
+            Stop::Signal(sig) => {
+                // (No siginfo: a group-stop, not a delivery; it ends when
+                // the task is resumed.)
+                if let Ok(raw) = task.siginfo_bytes() {
+                    task.set_aside_signal(sig, raw);
+                }
+            }
+            other => return Ok(other),
+        }
         task.resume(Resume::Syscall, 0)?;
-        got = task.wait()?;
     }
+}
+
+fn expect(task: &Task, want: Stop, what: &str) -> Result<()> {
+    let got = next_stop(task)?;
     if got != want {
         return Err(Error::Internal(format!(
             "remote {what} in task {}: expected {want:?}, got {got:?}",
@@ -47,13 +65,24 @@ pub fn syscall_from_user(task: &Task, insn: u64, nr: i64, args: &[u64]) -> Resul
     let mut r = with_call(&saved, nr, args);
     r.rip = insn;
     task.set_regs(&r)?;
+    let result = run_from_user(task);
+    // Put back even when the call failed: left at the call, the task would
+    // make it itself and return to its caller with the call's result.
+    let restored = task.set_regs(&saved);
+    let result = result?;
+    restored?;
+    Ok(result)
+}
+
+/// Runs the call `syscall_from_user` set up; its result.
+fn run_from_user(task: &Task) -> Result<i64> {
     task.resume(Resume::Syscall, 0)?;
     // From a syscall-emulation entry stop, the skipped syscall reports its
     // exit first.
-    let mut stop = task.wait()?;
+    let mut stop = next_stop(task)?;
     if stop == Stop::SyscallExit {
         task.resume(Resume::Syscall, 0)?;
-        stop = task.wait()?;
+        stop = next_stop(task)?;
     }
     if stop != Stop::SyscallEntry {
         return Err(Error::Internal(format!(
@@ -63,9 +92,7 @@ pub fn syscall_from_user(task: &Task, insn: u64, nr: i64, args: &[u64]) -> Resul
     }
     task.resume(Resume::Syscall, 0)?;
     expect(task, Stop::SyscallExit, "syscall exit")?;
-    let result = task.regs()?.rax as i64;
-    task.set_regs(&saved)?;
-    Ok(result)
+    Ok(task.regs()?.rax as i64)
 }
 
 /// At a syscall-entry stop: runs `nr(args)` in place of the pending

@@ -552,7 +552,9 @@ impl Recorder {
             if self.current.is_none() {
                 if let Some(next) = self.next_stopped(last) {
                     last = next;
-                    let ran = self.run_parked(next);
+                    let ran = self
+                        .run_parked(next)
+                        .and_then(|()| self.resend_set_aside(next));
                     self.survive(ran)?;
                     if let Some(outcome) = self.over() {
                         return Ok(outcome);
@@ -584,7 +586,9 @@ impl Recorder {
                 // A new task whose creation event has not been seen yet.
                 slot.insert(RecTask::new(Task::new(pid)?, State::Starting));
             }
-            let handled = self.handle(tid, stop);
+            let handled = self
+                .handle(tid, stop)
+                .and_then(|()| self.resend_set_aside(tid));
             self.survive(handled)?;
             if let Some(outcome) = self.over() {
                 return Ok(outcome);

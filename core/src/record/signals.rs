@@ -51,14 +51,7 @@ impl Recorder {
             // A group-stop (SIGSTOP and friends), not a delivery.
             return Ok(0);
         };
-        // SAFETY: siginfo_t is plain data, 128 bytes.
-        let mut raw = unsafe {
-            std::slice::from_raw_parts(
-                &si as *const libc::siginfo_t as *const u8,
-                std::mem::size_of::<libc::siginfo_t>(),
-            )
-        }
-        .to_vec();
+        let mut raw = crate::ptrace::siginfo_bytes(&si);
         let t = self.t_mut(tid);
         if let Some(i) = t.requeued.iter().position(|(s, _)| *s == sig) {
             let (_, original) = t.requeued.remove(i);
@@ -155,12 +148,39 @@ impl Recorder {
     /// earlier is still pending: the kernel would have merged them.
     pub(super) fn resend_deferred(&mut self, tid: i32) -> Result<()> {
         for (sig, raw) in std::mem::take(&mut self.t_mut(tid).deferred) {
-            let pending = self.t(tid).requeued.iter().any(|(s, _)| *s == sig);
-            if sig < libc::SIGRTMIN() && pending {
-                continue;
+            self.resend(tid, sig, raw)?;
+        }
+        Ok(())
+    }
+
+    /// Sends `tid` signal `sig` again; it gets its siginfo `raw` back when
+    /// it is delivered. Not a signal below SIGRTMIN while one re-sent
+    /// earlier is still pending (see `resend_deferred`).
+    fn resend(&mut self, tid: i32, sig: i32, raw: Vec<u8>) -> Result<()> {
+        let pending = self.t(tid).requeued.iter().any(|(s, _)| *s == sig);
+        if sig < libc::SIGRTMIN() && pending {
+            return Ok(());
+        }
+        self.t(tid).task.tgkill(sig)?;
+        self.t_mut(tid).requeued.push((sig, raw));
+        Ok(())
+    }
+
+    /// Re-sends the signals that came while rrpipe ran syscalls in `tid`
+    /// for itself (see `crate::remote`), which went on without them. The
+    /// end of a time slice is dropped, as while stepping: the task just
+    /// runs on. Others are delivered as any signal that comes while the
+    /// task runs (before this, a signal there left the task's registers
+    /// those of rrpipe's call: a thread whose buffer registration met
+    /// rrpipe's preemption saw the call fail, unlike in replay).
+    pub(super) fn resend_set_aside(&mut self, tid: i32) -> Result<()> {
+        let Some(t) = self.tasks.get(&tid) else {
+            return Ok(());
+        };
+        for (sig, raw) in t.task.take_set_aside() {
+            if !self.ticks.take_fired(tid, sig) {
+                self.resend(tid, sig, raw)?;
             }
-            self.t(tid).task.tgkill(sig)?;
-            self.t_mut(tid).requeued.push((sig, raw));
         }
         Ok(())
     }
@@ -397,14 +417,7 @@ impl Recorder {
                     // would look like a loop back to it.
                     if !self.ticks.take_fired(tid, sig) {
                         if let Some(si) = si {
-                            // SAFETY: siginfo_t is plain data, 128 bytes.
-                            let raw = unsafe {
-                                std::slice::from_raw_parts(
-                                    &si as *const libc::siginfo_t as *const u8,
-                                    std::mem::size_of::<libc::siginfo_t>(),
-                                )
-                            }
-                            .to_vec();
+                            let raw = crate::ptrace::siginfo_bytes(&si);
                             self.t_mut(tid).deferred.push((sig, raw));
                         }
                     }
