@@ -269,14 +269,15 @@ fn sigint_record(mode: Buffering) {
 
 both_modes!(signals_while_threads_start);
 /// A storm of SIGUSR1 from outside while the program starts and joins 150
-/// threads, one after another: signals come while rrpipe runs syscalls of
-/// its own in a new thread (sharing its syscall buffer with the tracer).
-/// Only the new threads take the signal: one that interrupts a clone or a
-/// join still makes replay diverge (see the README's limits).
-/// The thread must go on exactly as it would have (before, its registers
-/// were left those of rrpipe's call, and replay diverged from the
-/// recording at the thread's next buffered call), and replay must print
-/// what the recording did.
+/// threads, one after another. Signals come while rrpipe runs syscalls of
+/// its own in a new thread (sharing its syscall buffer with the tracer):
+/// the thread must go on exactly as it would have (its registers were
+/// left those of rrpipe's call, and replay diverged at the thread's next
+/// buffered call). A signal for the process wakes the main thread from its
+/// join, then another thread takes it: the kernel restarts the join's
+/// futex, which as far as the program can tell never returned (its
+/// interrupted return was recorded after the restarted one, and replay
+/// diverged). Replay must print what the recording did.
 fn signals_while_threads_start(mode: Buffering) {
     let bin = compile_c_threads("signals_at_thread_starts");
     let trace = fresh_trace_path();

@@ -307,36 +307,68 @@ impl Recorder {
         }
     }
 
-    /// The time slice of `tid` ended (the preempter stopped it): let the
-    /// next task run, at a point replay can find.
-    pub(super) fn preempt(&mut self, tid: i32) -> Result<()> {
+    /// Forgets the return with a restart code held for `tid`, whose
+    /// syscall the kernel restarts (no signal is delivered there): as far
+    /// as the program (and replay) can tell, it never returned. Its entry
+    /// is pending again, and the task `restarting`. Whether there was one.
+    pub(super) fn forget_restarted_return(&mut self, tid: i32) -> bool {
         let restarts = matches!(
             self.t(tid).held,
             Some((_, result, _)) if RESTART_CODES.contains(&result)
         );
-        if restarts {
-            // The stop came too late: it interrupted a syscall the task was
-            // waiting in. Suppressed, the kernel restarts that syscall, so
-            // as far as the program (and replay) can tell, it never
-            // returned: forget the return and let it wait again.
-            if let Some((EventData::Syscall(info), _, _)) = self.t_mut(tid).held.take() {
-                let nr = info.regs.orig_rax as i64;
-                let args = info.regs.syscall_args();
-                let replay = syscalls::lookup(nr)
-                    .and_then(|spec| spec.replay_for(&args).ok())
-                    .unwrap_or(Replay::Emulate);
-                let flags = self.console_flags(tid, nr, &args);
-                self.t_mut(tid).pending = Some(Pending {
-                    regs: info.regs,
-                    inputs: info.inputs.into_vec(),
-                    replay,
-                    argv: Vec::new(),
-                    flags,
-                });
-            }
-            let t = self.t_mut(tid);
-            t.resumed_regs = None;
-            t.restarting = true;
+        if !restarts {
+            return false;
+        }
+        if let Some((EventData::Syscall(info), _, _)) = self.t_mut(tid).held.take() {
+            let nr = info.regs.orig_rax as i64;
+            let args = info.regs.syscall_args();
+            let replay = syscalls::lookup(nr)
+                .and_then(|spec| spec.replay_for(&args).ok())
+                .unwrap_or(Replay::Emulate);
+            let flags = self.console_flags(tid, nr, &args);
+            self.t_mut(tid).pending = Some(Pending {
+                regs: info.regs,
+                inputs: info.inputs.into_vec(),
+                replay,
+                argv: Vec::new(),
+                flags,
+            });
+        }
+        let t = self.t_mut(tid);
+        t.resumed_regs = None;
+        t.restarting = true;
+        true
+    }
+
+    /// Whether `tid`, at a syscall's entry, is the kernel restarting the
+    /// syscall whose return (a restart code) is held for it: the signal
+    /// that interrupted the wait was taken by another thread of the
+    /// process (a signal sent to a process goes to whichever of its
+    /// threads dequeues it first), and none is delivered here.
+    pub(super) fn restarts_held(&self, tid: i32) -> Result<bool> {
+        let Some((EventData::Syscall(info), result, _)) = &self.t(tid).held else {
+            return Ok(false);
+        };
+        if !RESTART_CODES.contains(result) {
+            return Ok(false);
+        }
+        let regs = self.t(tid).task.regs()?;
+        // (-ERESTART_RESTARTBLOCK restarts as restart_syscall.)
+        let nr = if *result == -516 {
+            libc::SYS_restart_syscall as u64
+        } else {
+            info.regs.orig_rax
+        };
+        Ok(regs.orig_rax == nr && regs.rip == info.regs.rip)
+    }
+
+    /// The time slice of `tid` ended (the preempter stopped it): let the
+    /// next task run, at a point replay can find.
+    pub(super) fn preempt(&mut self, tid: i32) -> Result<()> {
+        // A stop that came too late: it interrupted a syscall the task was
+        // waiting in. Suppressed, the kernel restarts that syscall: let it
+        // wait again.
+        if self.forget_restarted_return(tid) {
             if self.current == Some(tid) {
                 return self.run_task(tid);
             }

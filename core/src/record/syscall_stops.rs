@@ -14,6 +14,9 @@ use crate::syscalls::{self, Access, Arg, Replay};
 
 impl Recorder {
     pub(super) fn syscall_entry(&mut self, tid: i32) -> Result<()> {
+        if self.restarts_held(tid)? {
+            self.forget_restarted_return(tid);
+        }
         if std::mem::take(&mut self.t_mut(tid).restarting) {
             // The kernel restarting (maybe as restart_syscall) a syscall
             // whose return was forgotten: the same wait, already announced
