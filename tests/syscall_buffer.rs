@@ -51,6 +51,16 @@ fn events_of_kind(dump: &str, kind: &str) -> String {
         .collect()
 }
 
+/// Runs `bin` natively with a fresh scratch directory (`label`) as its
+/// argument, and checks it succeeded: what a recording of it is compared
+/// with.
+fn native_in_scratch(bin: &Path, label: &str) -> Run {
+    let dir = scratch_dir(label);
+    let run = native(&[bin.to_str().unwrap(), dir.to_str().unwrap()], None);
+    assert_eq!(run.status, 0, "{}", run.describe("native"));
+    run
+}
+
 // ---------------------------------------------------------------------------
 // A blocking read whose writer is another thread (Done when, item 3).
 
@@ -104,9 +114,7 @@ both_modes!(directory_streams_behave_as_libc_and_are_buffered);
 /// getdents are buffered.
 fn directory_streams_behave_as_libc_and_are_buffered(mode: Buffering) {
     let bin = compile_c("dir_stream");
-    let native_dir = scratch_dir("dirs-native");
-    let native = native(&[bin.to_str().unwrap(), native_dir.to_str().unwrap()], None);
-    assert_eq!(native.status, 0, "{}", native.describe("native"));
+    let native = native_in_scratch(&bin, "dirs-native");
     let dir = scratch_dir("dirs");
     let argv = [bin.to_str().unwrap(), dir.to_str().unwrap()];
     let r = assert_replays_identically(mode, &argv, None);
@@ -136,9 +144,7 @@ both_modes!(directories_made_are_buffered_and_not_made_again);
 /// directory, gives the program the recorded results.
 fn directories_made_are_buffered_and_not_made_again(mode: Buffering) {
     let bin = compile_c("make_dirs");
-    let native_dir = scratch_dir("mkdir-native");
-    let native = native(&[bin.to_str().unwrap(), native_dir.to_str().unwrap()], None);
-    assert_eq!(native.status, 0, "{}", native.describe("native"));
+    let native = native_in_scratch(&bin, "mkdir-native");
     let dir = scratch_dir("mkdir");
     let trace = fresh_trace_path();
     let rec = record(

@@ -161,9 +161,9 @@ fn is_urgent(event: &Event) -> bool {
 /// A `Buffered` event is offered with its own header, then once per call
 /// with a header of its own (kind `Syscall`, flag `BUFFERED` added to the
 /// event's flags, the event's time), so that a plugin that follows
-/// syscalls sees every one, buffered or not. The plugin gets the event once if it wanted any of them, with
-/// the memory the first of those asked for (the same stop, so the same
-/// memory).
+/// syscalls sees every one, buffered or not. The plugin gets the event
+/// once if it wanted any of them, with the memory the first of those
+/// asked for (the same stop, so the same memory).
 fn ask(
     selector: &mut FfiSelector_TO<'static, RBox<()>>,
     event: &Event,

@@ -160,20 +160,20 @@ impl FileSaver {
         let builder = std::thread::Builder::new()
             .name("rrpipe-files".into())
             .stack_size(crate::HELPER_STACK);
-        let started = mailbox::spawn(builder, SAVE_QUEUE, move |inbox| {
-            if let Some(cpus) = worker_cpus {
-                crate::cpus::pin_to(&cpus);
-            }
-            let mut errors = Vec::new();
-            while let Some(jobs) = inbox.recv() {
-                for job in jobs {
-                    if let Err(e) = save(&job) {
-                        errors.push(format!("{}: {e}", job.dest.display()));
-                    }
+        let started = mailbox::spawn(
+            builder,
+            SAVE_QUEUE,
+            move |inbox: mailbox::Inbox<Vec<SaveJob>>| {
+                if let Some(cpus) = worker_cpus {
+                    crate::cpus::pin_to(&cpus);
                 }
-            }
-            errors
-        })
+                let mut errors = Vec::new();
+                while let Some(jobs) = inbox.recv() {
+                    save_all(&jobs, &mut errors);
+                }
+                errors
+            },
+        )
         .ok();
         let (tx, worker) = started.unzip();
         FileSaver {
@@ -303,14 +303,8 @@ impl FileSaver {
     /// twice).
     pub fn finish(mut self) -> Result<Vec<String>> {
         self.close();
-        let mut errors: Vec<String> = std::mem::take(&mut self.pending)
-            .iter()
-            .filter_map(|job| {
-                save(job)
-                    .err()
-                    .map(|e| format!("{}: {e}", job.dest.display()))
-            })
-            .collect();
+        let mut errors = Vec::new();
+        save_all(&std::mem::take(&mut self.pending), &mut errors);
         if let Some(worker) = self.worker.take() {
             let mut theirs = worker
                 .join()
@@ -331,6 +325,15 @@ impl FileSaver {
 fn trace_name(path: &str, meta: &std::fs::Metadata) -> Option<String> {
     meta.is_file()
         .then(|| saved_file_name(path, meta.dev(), meta.ino(), meta.mtime()))
+}
+
+/// Saves `jobs`, adding a line to `errors` for each that fails.
+fn save_all(jobs: &[SaveJob], errors: &mut Vec<String>) {
+    for job in jobs {
+        if let Err(e) = save(job) {
+            errors.push(format!("{}: {e}", job.dest.display()));
+        }
+    }
 }
 
 fn save(job: &SaveJob) -> io::Result<()> {

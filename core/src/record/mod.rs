@@ -969,9 +969,9 @@ impl Recorder {
             shared.leave_mapped();
         }
         // The plugins finish on their CPUs while this thread saves the last
-        // files on the program's (each wake-up of another CPU takes tens
-        // of µs in a VM: the saver thread is told at the same time).
-        self.saver.close();
+        // files on the program's (`FileSaver::finish` tells the saver
+        // thread there are no more: each wake-up of another CPU takes tens
+        // of µs in a VM).
         self.session.pipeline.no_more_events();
         let files = self.saver.finish();
         let (mut components, plugins) = self.session.pipeline.finish();
